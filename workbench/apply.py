@@ -1,0 +1,277 @@
+"""Running a pipeline: on one item (``infer_apply``), or on many for evaluation or training.
+
+``eval_apply`` and ``train_apply`` split the pipeline at ``batch``/``unbatch`` into its three stages:
+preprocessing runs per item (in a ``torch.utils.data.DataLoader`` when ``num_workers > 0`` or when
+loader options are given, otherwise in a plain loop that does the same work with less overhead),
+the forward stage runs once per batch, and postprocessing per item. Without ``unbatch`` the
+outputs are batches; without ``batch`` the whole pipeline runs per item.
+
+The mode (``infer``/``eval``/``train``) and grad mode are set while each output is computed and
+restored before it is handed to the caller, so a training loop over ``train_apply`` runs its own
+code (``loss.backward()``, ``optimizer.step()``) with its own settings.
+
+>>> preds = pl.eval_apply(xs, batch_size=32, num_workers=2, progress=True)  # doctest: +SKIP
+>>> len(preds), next(iter(preds))                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from .collate import collate, device_scope, to_device, uncollate
+from .mode import _MODE
+from .pipeline import FORWARD, POSTPROCESS, Transform, refresh_note
+
+__all__ = ["infer_apply", "eval_apply", "train_apply", "ApplyIterator"]
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+
+
+def infer_apply(pipeline: Transform, x: Any) -> Any:
+    """``pipeline`` on one item in infer mode, without grad; ``batch`` makes a batch of one."""
+    run = pipeline._wb_callable()
+    with _Scope("infer", False, _target_device(pipeline)):
+        try:
+            return run(x)
+        except Exception as exc:
+            _mark_item(exc, f"input {_short.repr(x)}")
+            raise
+
+
+def eval_apply(pipeline: Transform, xs: Any, *, batch_size: int = 64, num_workers: int = 0,
+               progress: bool = False, **loader_options: Any) -> "ApplyIterator":
+    """Outputs of ``pipeline`` over ``xs`` in eval mode, without grad (see the module docstring)."""
+    return ApplyIterator(pipeline, xs, mode="eval", grad=False, batch_size=batch_size,
+                         num_workers=num_workers, progress=progress, loader_options=loader_options)
+
+
+def train_apply(pipeline: Transform, xs: Any, *, batch_size: int = 64, shuffle: bool = True,
+                num_workers: int = 0, progress: bool = False, **loader_options: Any) -> "ApplyIterator":
+    """Outputs of ``pipeline`` over ``xs`` in train mode, with grad, shuffled by default."""
+    return ApplyIterator(pipeline, xs, mode="train", grad=True, batch_size=batch_size,
+                         num_workers=num_workers, progress=progress,
+                         loader_options={"shuffle": shuffle, **loader_options})
+
+
+class ApplyIterator:
+    """The outputs of one ``eval_apply``/``train_apply`` call: iterable (again), with ``len``.
+
+    ``len`` counts items when the pipeline has ``unbatch`` (or no ``batch``), batches otherwise.
+    Each ``iter()`` is a new pass over the data (reshuffled when shuffling); ``next()`` continues
+    the current one.
+    """
+
+    def __init__(self, pipeline: Transform, xs: Any, *, mode: str, grad: bool, batch_size: int,
+                 num_workers: int, progress: bool, loader_options: dict[str, Any]):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.pipeline = pipeline
+        self.xs = xs if hasattr(xs, "__getitem__") and hasattr(xs, "__len__") else list(xs)
+        (pre, fwd, post), end = pipeline._wb_split(0)
+        self.batched = end >= FORWARD
+        self.per_item = end == POSTPROCESS or not self.batched
+        self._pre = pre._wb_callable() if pre is not None else None
+        self._fwd = fwd._wb_callable() if fwd is not None else None
+        self._post = post._wb_callable() if post is not None else None
+        self.mode, self.grad = mode, grad
+        self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
+        options = dict(loader_options)
+        self._shuffle = bool(options.pop("shuffle", False))
+        self._drop_last = bool(options.pop("drop_last", False))
+        self._sampler = options.pop("sampler", None)
+        self._batch_sampler = options.pop("batch_sampler", None)
+        self._generator = options.pop("generator", None)
+        self._loader_options = options
+        self._device = _target_device(pipeline)
+        self._len = self._count()
+        self._current: Iterator[Any] | None = None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._pass()
+
+    def __next__(self) -> Any:
+        if self._current is None:
+            self._current = self._pass()
+        return next(self._current)
+
+    def __repr__(self) -> str:
+        unit = "items" if self.per_item else "batches"
+        return f"<{self.mode}_apply over {len(self.xs)} inputs: {self._len} {unit}>"
+
+    # --- batching ------------------------------------------------------------------------------
+
+    def _index_batches(self) -> list[list[int]]:
+        if self._batch_sampler is not None:
+            return [list(b) for b in self._batch_sampler]
+        if self._sampler is not None:
+            order: Sequence[int] = list(self._sampler)
+        elif self._shuffle:
+            order = torch.randperm(len(self.xs), generator=self._generator).tolist()
+        else:
+            order = range(len(self.xs))
+        size = self.batch_size
+        batches = [list(order[i:i + size]) for i in range(0, len(order), size)]
+        if self._drop_last and batches and len(batches[-1]) < size:
+            batches.pop()
+        return batches
+
+    def _count(self) -> int:
+        if self._batch_sampler is None and self._sampler is None:
+            n = len(self.xs)
+            if self._drop_last:
+                n -= n % self.batch_size
+            return n if self.per_item else -(-n // self.batch_size)
+        batches = self._index_batches()
+        return sum(map(len, batches)) if self.per_item else len(batches)
+
+    def _batches(self, index_batches: list[list[int]]) -> Iterator[Any]:
+        """Preprocessed (and, with ``batch``, collated) batches, one per index batch."""
+        dataset = _PreprocessDataset(self.xs, self._pre, self.mode)
+        join = collate if self.batched else list
+        if self.num_workers == 0 and not self._loader_options:
+            for indices in index_batches:
+                with _Scope(self.mode, self.grad, None):
+                    joined = join([dataset[i] for i in indices])
+                yield joined
+            return
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=index_batches, num_workers=self.num_workers,
+            collate_fn=join, **self._loader_options,
+        )
+        yield from loader
+
+    # --- the pass --------------------------------------------------------------------------------
+
+    def _pass(self) -> Iterator[Any]:
+        index_batches = self._index_batches()
+        bar = _progress_bar(self._len, self.mode) if self.progress else None
+        try:
+            for indices, batch in zip(index_batches, self._batches(index_batches)):
+                outputs = self._finish(indices, batch)
+                if bar is not None:
+                    bar.update(len(outputs) if self.per_item else 1)
+                if self.per_item:
+                    yield from outputs
+                else:
+                    yield outputs[0]
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _finish(self, indices: list[int], batch: Any) -> list[Any]:
+        """Forward and postprocess one preprocessed batch; a list of items (or the one batch)."""
+        with _Scope(self.mode, self.grad, self._device):
+            if not self.batched:
+                return batch
+            batch = to_device(batch)
+            if self._fwd is not None:
+                try:
+                    batch = self._fwd(batch)
+                except Exception as exc:
+                    _mark_item(exc, f"the batch of items {_span(indices)}")
+                    raise
+            if not self.per_item:
+                return [batch]
+            items = uncollate(batch)
+            if len(items) != len(indices):
+                raise ValueError(f"unbatch produced {len(items)} items from a batch of {len(indices)}: the "
+                                 "forward stage must keep the batch dimension first")
+            post = self._post
+            if post is None:
+                return items
+            out = []
+            for i, item in zip(indices, items):
+                try:
+                    out.append(post(item))
+                except Exception as exc:
+                    _mark_item(exc, f"item {i}")
+                    raise
+            return out
+
+
+class _PreprocessDataset(torch.utils.data.Dataset):
+    """``xs[i]`` through the preprocessing stage; what DataLoader workers run."""
+
+    def __init__(self, xs: Any, pre: Callable[[Any], Any] | None, mode: str):
+        self.xs, self.pre, self.mode = xs, pre, mode
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    def __getitem__(self, i: int) -> Any:
+        if _MODE.get() != self.mode:  # in a worker process: adopt the run's mode for good
+            _MODE.set(self.mode)
+        x = self.xs[i]
+        if self.pre is None:
+            return x
+        try:
+            return self.pre(x)
+        except Exception as exc:
+            _mark_item(exc, f"item {i}")
+            raise
+
+    def __reduce__(self) -> Any:
+        # Workers started with spawn unpickle the dataset: lambdas and notebook functions need cloudpickle.
+        import cloudpickle
+
+        return (_load_dataset, (cloudpickle.dumps((self.xs, self.pre, self.mode)),))
+
+
+def _load_dataset(payload: bytes) -> _PreprocessDataset:
+    import pickle
+
+    return _PreprocessDataset(*pickle.loads(payload))
+
+
+class _Scope:
+    """Sets mode, grad mode and target device for a block of work, restoring them on exit."""
+
+    __slots__ = ("mode", "grad", "device", "_tokens", "_grad_before")
+
+    def __init__(self, mode: str, grad: bool, device: torch.device | None):
+        self.mode, self.grad, self.device = mode, grad, device
+
+    def __enter__(self) -> None:
+        self._tokens = (_MODE.set(self.mode), device_scope(self.device))
+        self._tokens[1].__enter__()
+        self._grad_before = torch.is_grad_enabled()
+        torch.set_grad_enabled(self.grad)
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.set_grad_enabled(self._grad_before)
+        self._tokens[1].__exit__()
+        _MODE.reset(self._tokens[0])
+
+
+def _target_device(pipeline: Transform) -> torch.device | None:
+    device = pipeline.device
+    return None if device.type == "cpu" else device
+
+
+def _mark_item(exc: BaseException, item: str) -> None:
+    if getattr(exc, "_wb_item", None) is None:
+        try:
+            exc._wb_item = item  # type: ignore[attr-defined]
+        except AttributeError:
+            return
+        refresh_note(exc)
+
+
+def _span(indices: list[int]) -> str:
+    if len(indices) > 6:
+        return f"{indices[0]}, {indices[1]}, ..., {indices[-1]} ({len(indices)} items)"
+    return ", ".join(map(str, indices))
+
+
+def _progress_bar(total: int, mode: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"{mode}_apply")

@@ -1,0 +1,108 @@
+"""Turning items into a batch and back.
+
+``collate`` is what ``batch`` does to the preprocessed items (stacking tensors; otherwise torch's
+``default_collate``); ``uncollate`` is what ``unbatch`` does to the forward stage's output.
+They are inverse on the structures a forward pass produces: tensors, and tuples, lists, dicts and
+named tuples of them.
+
+>>> import torch
+>>> b = collate([(torch.zeros(2), 1), (torch.ones(2), 2)])
+>>> b[0].shape, b[1]
+(torch.Size([2, 2]), tensor([1, 2]))
+>>> [tuple(t.tolist() for t in item) for item in uncollate(b)]
+[([0.0, 0.0], 1), ([1.0, 1.0], 2)]
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+import torch
+from torch.utils.data import default_collate, get_worker_info
+
+__all__ = ["collate", "uncollate", "to_device", "device_scope"]
+
+_DEVICE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("workbench_device", default=None)
+
+_SCALARS = (str, bytes, int, float, bool, complex, type(None))
+
+
+def collate(items: list[Any]) -> Any:
+    """A batch from a list of preprocessed items."""
+    first = items[0]
+    if type(first) is torch.Tensor and get_worker_info() is None:
+        return torch.stack(items)
+    return default_collate(items)
+
+
+def uncollate(batch: Any) -> list[Any]:
+    """The list of items in ``batch`` (split along the first dimension)."""
+    if isinstance(batch, torch.Tensor):
+        if batch.dim() == 0:
+            raise ValueError("cannot split a 0-dimensional tensor into items: the forward stage's "
+                             "output has no batch dimension")
+        return list(batch.unbind(0))
+    if isinstance(batch, tuple):
+        columns = [uncollate(part) for part in batch]
+        _check_lengths(columns)
+        if hasattr(batch, "_fields"):  # named tuple
+            return [type(batch)(*row) for row in zip(*columns)]
+        return [tuple(row) for row in zip(*columns)]
+    if isinstance(batch, list):
+        if all(isinstance(e, _SCALARS) for e in batch):
+            return list(batch)  # a collated list of strings or numbers is already one value per item
+        columns = [uncollate(part) for part in batch]
+        _check_lengths(columns)
+        return [list(row) for row in zip(*columns)]
+    if isinstance(batch, dict):
+        keys = list(batch)
+        columns = [uncollate(batch[k]) for k in keys]
+        _check_lengths(columns)
+        return [dict(zip(keys, row)) for row in zip(*columns)]
+    if hasattr(batch, "__array__") and hasattr(batch, "shape"):
+        return list(batch)
+    raise TypeError(f"cannot split a {type(batch).__name__} into items: unbatch needs tensors, or "
+                    "tuples, lists or dicts of them")
+
+
+def _check_lengths(columns: list[list[Any]]) -> None:
+    lengths = {len(c) for c in columns}
+    if len(lengths) > 1:
+        raise ValueError(f"cannot split the batch into items: its parts have different batch sizes {sorted(lengths)}")
+
+
+def to_device(batch: Any) -> Any:
+    """``batch`` with its tensors on the device of the running apply call (unchanged on CPU)."""
+    device = _DEVICE.get()
+    if device is None:
+        return batch
+    return _move(batch, device)
+
+
+def _move(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple):
+        moved = [_move(b, device) for b in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else tuple(moved)
+    if isinstance(batch, list):
+        return [_move(b, device) for b in batch]
+    if isinstance(batch, dict):
+        return {k: _move(v, device) for k, v in batch.items()}
+    return batch
+
+
+class device_scope:
+    """Within the scope, ``to_device`` moves batches to ``device`` (``None``: leave them where they are)."""
+
+    __slots__ = ("device", "token")
+
+    def __init__(self, device: torch.device | None):
+        self.device = device
+
+    def __enter__(self) -> None:
+        self.token = _DEVICE.set(self.device)
+
+    def __exit__(self, *exc: Any) -> None:
+        _DEVICE.reset(self.token)

@@ -1,0 +1,92 @@
+"""``same``: a step written as an expression on its input.
+
+``same.lower()`` is the step ``x -> x.lower()``, ``same[:, 0]`` is ``x -> x[:, 0]`` and
+``same.shape`` is ``x -> x.shape``; attribute access, calls and indexing chain freely.
+
+>>> from workbench import same
+>>> (same.strip().split(",") >> same[0]).infer_apply("  a,b ")
+'a'
+
+Attribute names starting with ``_`` are not recorded (so notebook display hooks keep working);
+write ``transform(lambda x: x._private)`` for those.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .pipeline import Transform
+
+__all__ = ["same", "Same"]
+
+
+class Same(Transform):
+    """The expression ``same`` followed by recorded attribute, call and item operations."""
+
+    def __init__(self, ops: tuple[tuple[Any, ...], ...] = ()):
+        self._wb_ops = ops
+
+    def __getattr__(self, name: str) -> "Same":
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Same(self._wb_ops + (("attr", name),))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "Same":
+        return Same(self._wb_ops + (("call", args, kwargs),))
+
+    def __getitem__(self, key: Any) -> "Same":
+        return Same(self._wb_ops + (("item", key),))
+
+    def _wb_callable(self) -> Callable[[Any], Any]:
+        ops = self._wb_ops
+
+        def evaluate(x: Any) -> Any:
+            for op in ops:
+                if op[0] == "attr":
+                    x = getattr(x, op[1])
+                elif op[0] == "call":
+                    x = x(*op[1], **op[2])
+                else:
+                    x = x[op[1]]
+            return x
+
+        return evaluate
+
+    def _wb_kind(self) -> str:
+        text = "same"
+        for op in self._wb_ops:
+            if op[0] == "attr":
+                text += f".{op[1]}"
+            elif op[0] == "call":
+                args = [repr(a) for a in op[1]] + [f"{k}={v!r}" for k, v in op[2].items()]
+                text += f"({', '.join(args)})"
+            else:
+                text += f"[{_index_text(op[1])}]"
+        return text
+
+    def __repr__(self) -> str:
+        return self._wb_title()
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (self._wb_ops, self._wb_name))
+
+
+def _rebuild(ops: tuple[tuple[Any, ...], ...], name: str | None) -> Same:
+    s = Same(ops)
+    s._wb_name = name
+    return s
+
+
+def _index_text(key: Any) -> str:
+    if isinstance(key, tuple):
+        return ", ".join(_index_text(k) for k in key)
+    if isinstance(key, slice):
+        parts = ["" if v is None else repr(v) for v in (key.start, key.stop)]
+        text = ":".join(parts)
+        return text + (f":{key.step!r}" if key.step is not None else "")
+    if key is Ellipsis:
+        return "..."
+    return repr(key)
+
+
+same = Same()
