@@ -92,6 +92,12 @@ class Transform:
     """
 
     _wb_name: str | None = None
+    _wb_origin: tuple[int, ...] | None = None
+
+    def __copy__(self) -> "Transform":
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
 
     # --- the algebra -------------------------------------------------------------------------
 
@@ -296,6 +302,11 @@ class Compose(_Composite):
 
     _symbol = ">>"
 
+    def __init__(self, steps: Sequence[Transform], origin: Sequence[int] | None = None):
+        super().__init__(steps)
+        if origin is not None:
+            self._wb_origin = tuple(origin)
+
     def __call__(self, x: Any) -> Any:
         i = 0
         try:
@@ -311,14 +322,17 @@ class Compose(_Composite):
         if not self._wb_has_markers():
             return super()._wb_split(start)
         parts: list[list[Transform]] = [[], [], []]
+        origins: list[list[int]] = [[], [], []]
         stage = start
-        for child in self._children:
+        for i, child in enumerate(self._children):
             child_parts, stage_after = child._wb_split(stage)
             for s, part in enumerate(child_parts):
                 if part is not None:
                     parts[s].append(part)
+                    origins[s].append(i)
             stage = stage_after
-        return [_compose_or_none(p) for p in parts], stage
+        # Each stage keeps the positions its steps had here, so errors name the step as the user sees it.
+        return [Compose(p, origin=o) if p else None for p, o in zip(parts, origins)], stage
 
 
 class _Branching(_Composite):
@@ -414,14 +428,6 @@ class Map(_Composite):
             raise ValueError(f"batch/unbatch inside the map step {self._wb_title()!r} is not supported: "
                              "put the map inside one stage")
         return super()._wb_split(start)
-
-
-def _compose_or_none(steps: list[Transform]) -> Transform | None:
-    if not steps:
-        return None
-    if len(steps) == 1:
-        return steps[0]
-    return Compose(steps)
 
 
 # --- stage markers -----------------------------------------------------------------------------
@@ -626,12 +632,14 @@ _NOTE_PREFIX = "workbench: "
 def _annotate(exc: BaseException, node: _Composite, index: int) -> None:
     """Record that ``exc`` came out of child ``index`` of ``node``, and refresh the exception's note."""
     path = getattr(exc, "_wb_path", None)
+    origin = node._wb_origin
+    position = origin[index] if origin is not None else index
     try:
         if path is None:
-            exc._wb_path = [index]  # type: ignore[attr-defined]
+            exc._wb_path = [position]  # type: ignore[attr-defined]
             exc._wb_step = node._children[index]._wb_title()  # type: ignore[attr-defined]
         else:
-            path.insert(0, index)
+            path.insert(0, position)
     except AttributeError:  # exceptions without a __dict__ carry no annotation
         return
     refresh_note(exc)

@@ -46,7 +46,9 @@ def transform(obj: Any) -> Any:
     if isinstance(obj, types.ModuleType):
         return ModuleProxy(obj)
     if isinstance(obj, type):
-        return _wrap_class(obj)
+        # A class whose instances are callable becomes a class of transforms; any other class
+        # (int, str, a dataclass without __call__) is a function that builds a value.
+        return _wrap_class(obj) if _defines_call(obj) else FunctionTransform(obj)
     if _is_torch_module(obj):
         obj.__class__ = _wrap_class(type(obj))
         return obj
@@ -119,10 +121,8 @@ class ModuleProxy:
         value = getattr(self._module, name)
         if isinstance(value, types.ModuleType):
             value = ModuleProxy(value)
-        elif isinstance(value, type) and callable(getattr(value, "__call__", None)):
-            value = _wrap_class(value)
-        elif callable(value) and not isinstance(value, type):
-            value = FunctionTransform(value)
+        elif callable(value):
+            value = transform(value)
         self._cache[name] = value
         return value
 
@@ -147,7 +147,7 @@ def _wrap_class(cls: type) -> type:
         return cls
     if cls in _WRAPPED:
         return _WRAPPED[cls]
-    if getattr(cls, "__call__", None) is None or cls.__call__ is object.__call__:
+    if not _defines_call(cls):
         raise TypeError(f"transform() needs a callable class; {cls.__qualname__} has no __call__ method")
     namespace = {
         "__module__": cls.__module__,
@@ -257,6 +257,11 @@ def _lambda_text(fn: Callable[..., Any]) -> str:
         elif ch in ",\n" and depth == 0:
             return text[:i].strip()
     return text.strip()
+
+
+def _defines_call(cls: type) -> bool:
+    """Whether instances of ``cls`` are callable (``type.__call__`` on the class itself does not count)."""
+    return any("__call__" in vars(k) for k in cls.__mro__[:-1])
 
 
 def _is_torch_module(obj: Any) -> bool:
