@@ -1,0 +1,188 @@
+"""``hard_examples``: which examples does the model get most wrong, and which look unlike its training data?
+
+One batched ``eval_apply`` pass over ``preprocess >> batch >> forward`` gives the forward outputs
+(logits) of every input; from them and the targets come, per example: the loss, prediction,
+confidence (top probability), margin (top-1 minus top-2 probability), entropy of the predicted
+distribution, and an out-of-distribution score. The table is ranked by loss, highest first.
+
+The OOD score is the energy score (Liu et al. 2020), ``-logsumexp(logits)``: higher means less
+like the training data. It uses the logits' scale, which softmax-based scores throw away, so it
+separates far-away inputs (noise, blank images) that a softmax can still be confident about.
+
+>>> table = hard_examples(pl, images, labels, k=10)              # doctest: +SKIP
+>>> table.columns.tolist()                                       # doctest: +SKIP
+['index', 'target', 'prediction', 'confidence', 'margin', 'entropy', 'loss', 'ood_score']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..pipeline import FORWARD, Transform, batch
+
+if TYPE_CHECKING:
+    import pandas
+    from matplotlib.figure import Figure
+
+__all__ = ["hard_examples", "confusion_matrix", "plot_hard_examples", "forward_outputs", "COLUMNS"]
+
+COLUMNS = ["index", "target", "prediction", "confidence", "margin", "entropy", "loss", "ood_score"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def forward_outputs(pipeline: Transform, inputs: Any, *, batch_size: int = 256, num_workers: int = 0,
+                    progress: bool = False) -> torch.Tensor:
+    """The forward stage's outputs for all ``inputs``, concatenated along the batch dimension, on CPU."""
+    if not isinstance(pipeline, Transform):
+        raise TypeError(f"hard_examples needs a workbench pipeline, got {type(pipeline).__name__}")
+    _, end = pipeline._wb_split(0)
+    if end < FORWARD:
+        raise ValueError("hard_examples needs a pipeline with a batch step (preprocess >> batch >> model): "
+                         "it scores the forward stage's outputs")
+    stages = pipeline.stages
+    scorer = stages.preprocess >> batch >> stages.forward
+    chunks = []
+    for out in scorer.eval_apply(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress):
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"hard_examples needs the forward stage to return [batch, classes] scores, got {shape}")
+        chunks.append(out.detach().float().cpu())
+    if not chunks:
+        raise ValueError("hard_examples got no inputs")
+    return torch.cat(chunks)
+
+
+def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | LossFn = "cross_entropy",
+                  k: int | None = None, *, batch_size: int = 256, num_workers: int = 0,
+                  progress: bool = False) -> "pandas.DataFrame":
+    """A DataFrame of the examples ranked by loss (highest first), ``k`` rows (all when ``None``).
+
+    Columns: ``index`` (position in ``inputs``), ``target``, ``prediction``, ``confidence``,
+    ``margin``, ``entropy``, ``loss``, ``ood_score`` (energy; higher = more out-of-distribution).
+    ``loss`` is ``"cross_entropy"`` (the forward stage returns logits), ``"nll"`` (it returns
+    log-probabilities) or a callable ``(outputs, targets) -> per-example losses``, for which the
+    outputs are read as logits. Ties keep input order.
+    """
+    import pandas
+
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        raise ValueError(f"k must be a positive integer or None, got {k!r}")
+    targets_t = torch.as_tensor(np.asarray(targets)).long().reshape(-1)
+    n = len(inputs)
+    if len(targets_t) != n:
+        raise ValueError(f"hard_examples got {n} inputs and {len(targets_t)} targets; they must pair up")
+    outputs = forward_outputs(pipeline, inputs, batch_size=batch_size, num_workers=num_workers, progress=progress)
+    if outputs.shape[0] != n:
+        raise ValueError(f"the forward stage returned {outputs.shape[0]} rows for {n} inputs")
+    classes = outputs.shape[1]
+    bad = (targets_t < 0) | (targets_t >= classes)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0])
+        raise ValueError(f"target {int(targets_t[first])} of example {first} is not a class index of the forward "
+                         f"output (0..{classes - 1})")
+
+    if loss == "nll":
+        log_probs = outputs.log_softmax(1)  # renormalises; a no-op for true log-probabilities
+        losses = torch.nn.functional.nll_loss(outputs, targets_t, reduction="none")
+    else:
+        log_probs = outputs.log_softmax(1)
+        if loss == "cross_entropy":
+            losses = torch.nn.functional.cross_entropy(outputs, targets_t, reduction="none")
+        elif callable(loss):
+            losses = torch.as_tensor(loss(outputs, targets_t)).detach().float().reshape(-1)
+            if losses.shape[0] != n:
+                raise ValueError(f"the loss function returned {losses.shape[0]} values for {n} examples; it must "
+                                 "return one loss per example (reduction='none')")
+        else:
+            raise ValueError(f"unknown loss {loss!r}: use 'cross_entropy', 'nll' or a callable "
+                             "(outputs, targets) -> per-example losses")
+    probs = log_probs.exp()
+    top = probs.topk(min(2, classes), dim=1).values
+    margin = top[:, 0] - top[:, 1] if classes > 1 else top[:, 0]
+    entropy = -(probs * log_probs).nan_to_num().sum(1)
+    ood = -torch.logsumexp(outputs, dim=1) if loss != "nll" else 1 - top[:, 0]
+    table = pandas.DataFrame({
+        "index": np.arange(n),
+        "target": targets_t.numpy(),
+        "prediction": outputs.argmax(1).numpy(),
+        "confidence": top[:, 0].numpy(),
+        "margin": margin.numpy(),
+        "entropy": entropy.numpy(),
+        "loss": losses.numpy(),
+        "ood_score": ood.numpy(),
+    })
+    table = table.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
+    table.attrs["ood_score"] = "energy" if loss != "nll" else "1 - max probability"
+    return table if k is None else table.head(k).copy()
+
+
+def confusion_matrix(examples: "pandas.DataFrame", classes: Sequence[Any] | int | None = None) -> "pandas.DataFrame":
+    """Counts of (target, prediction) pairs from a :func:`hard_examples` table (all rows: ``k=None``).
+
+    Rows are targets, columns predictions; ``classes`` (a count or the class labels in index order)
+    fixes the axes so absent classes show as zero rows and columns.
+
+    >>> confusion_matrix(hard_examples(pl, xs, ys), classes=10)  # doctest: +SKIP
+    """
+    import pandas
+
+    missing = {"target", "prediction"} - set(getattr(examples, "columns", ()))
+    if missing:
+        raise ValueError(f"confusion_matrix needs a table with target and prediction columns (from hard_examples); "
+                         f"missing: {', '.join(sorted(missing))}")
+    target = examples["target"].to_numpy().astype(int)
+    prediction = examples["prediction"].to_numpy().astype(int)
+    if classes is None:
+        count = int(max(target.max(initial=-1), prediction.max(initial=-1))) + 1
+        labels: list[Any] = list(range(count))
+    elif isinstance(classes, int):
+        count, labels = classes, list(range(classes))
+    else:
+        labels = list(classes)
+        count = len(labels)
+    if count and (max(target.max(initial=0), prediction.max(initial=0)) >= count):
+        raise ValueError(f"a class index is outside the {count} classes given")
+    counts = np.zeros((count, count), dtype=np.int64)
+    np.add.at(counts, (target, prediction), 1)
+    return pandas.DataFrame(counts, index=pandas.Index(labels, name="target"),
+                            columns=pandas.Index(labels, name="prediction"))
+
+
+def plot_hard_examples(pipeline: Transform, inputs: Any, examples: "pandas.DataFrame", k: int = 8,
+                       method: str = "integrated_gradients", *, shape: Sequence[int] | None = None,
+                       columns: int = 4, **options: Any) -> "Figure":
+    """The first ``k`` rows of a :func:`hard_examples` table, each input with its attribution overlay.
+
+    Each panel is explained (``method``, ``options`` as in :func:`workbench.explain`) for the
+    predicted class and titled with target, prediction and loss; ``shape`` reshapes flat inputs.
+    Inputs that cannot be drawn as images are shown as bars.
+    """
+    from .explain import explain
+    from .plots import _figure, _numpy, attribution_kind, draw_overlay
+
+    rows = examples.head(k)
+    count = len(rows)
+    if count == 0:
+        raise ValueError("plot_hard_examples got an empty table")
+    columns = max(1, min(columns, count))
+    lines = -(-count // columns)
+    fig = _figure(2.6 * columns, 2.6 * lines)
+    axes = np.atleast_1d(fig.subplots(lines, columns, squeeze=False)).reshape(-1)
+    for ax, (_, row) in zip(axes, rows.iterrows()):
+        e = explain(pipeline, inputs[int(row["index"])], method=method, **options)
+        if attribution_kind(e, shape) == "image":
+            draw_overlay(ax, None, e, shape=shape, colorbar=False)
+        else:
+            scores = _numpy(e.scores).reshape(-1)
+            ax.bar(np.arange(len(scores)), scores, color=np.where(scores >= 0, "tab:red", "tab:blue"))
+            ax.set_xticks([])
+        ax.set_title(f"#{int(row['index'])}: target {row['target']}, pred {row['prediction']}\n"
+                     f"loss {row['loss']:.2f}", fontsize=8)
+    for ax in axes[count:]:
+        ax.set_axis_off()
+    fig.suptitle(f"hardest {count} examples ({method}; red supports the prediction)", fontsize=10)
+    return fig
