@@ -27,6 +27,7 @@ from .pipeline import (
 from . import registry
 from .same import same
 from .transform import FunctionTransform, transform
+from .attribution import confusion_matrix, explain, hard_examples
 
 __version__ = "0.1.0"
 
@@ -49,4 +50,7 @@ __all__ = [
     "Try",
     "current_mode",
     "registry",
+    "explain",
+    "hard_examples",
+    "confusion_matrix",
 ]
