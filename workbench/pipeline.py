@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
+from .collate import collate, to_device, uncollate
 from .mode import current_mode
 
 __all__ = [
@@ -213,12 +214,24 @@ class Transform:
         """The device of the pipeline's first parameter or buffer; ``cpu`` when it has none."""
         import torch
 
-        for module in self._wb_modules():
-            for tensor in module.parameters():
-                return tensor.device
-            for tensor in module.buffers():
+        for owner, table, key in self._wb_first_tensor():
+            tensor = getattr(owner, table).get(key)
+            if tensor is not None:
                 return tensor.device
         return torch.device("cpu")
+
+    def _wb_first_tensor(self) -> list[tuple[Any, str, str]]:
+        """Where the first parameter (or buffer) lives: ``[(submodule, "_parameters", name)]`` or ``[]``.
+
+        Looked up in the submodule's table on each use, so moved or replaced tensors are seen.
+        """
+        for table in ("_parameters", "_buffers"):
+            for module in self._wb_modules():
+                for sub in module.modules():
+                    for key, tensor in getattr(sub, table).items():
+                        if tensor is not None:
+                            return [(sub, table, key)]
+        return []
 
     def to(self, device: Any) -> "Transform":
         """Move every torch layer of the pipeline to ``device``; batches follow at apply time."""
@@ -272,6 +285,12 @@ class _Composite(Transform):
         cached = self.__dict__.get("_wb_modules_cache")
         if cached is None:
             cached = self.__dict__["_wb_modules_cache"] = super()._wb_modules()
+        return cached
+
+    def _wb_first_tensor(self) -> list[tuple[Any, str, str]]:
+        cached = self.__dict__.get("_wb_first_tensor_cache")
+        if not cached:  # an empty answer is looked for again: layers may gain parameters later
+            cached = self.__dict__["_wb_first_tensor_cache"] = super()._wb_first_tensor()
         return cached
 
     def __len__(self) -> int:
@@ -463,8 +482,6 @@ class Batch(_Marker):
     _stage_from, _stage_to = PREPROCESS, FORWARD
 
     def __call__(self, x: Any) -> Any:
-        from .collate import collate, to_device
-
         return to_device(collate([x]))
 
     def _wb_kind(self) -> str:
@@ -477,8 +494,6 @@ class Unbatch(_Marker):
     _stage_from, _stage_to = FORWARD, POSTPROCESS
 
     def __call__(self, x: Any) -> Any:
-        from .collate import uncollate
-
         items = uncollate(x)
         if len(items) != 1:
             raise ValueError(f"unbatch of a single item produced {len(items)} items")
