@@ -54,3 +54,24 @@ __all__ = [
     "hard_examples",
     "confusion_matrix",
 ]
+
+
+# --- IPython extension (``%load_ext workbench``); activated automatically on import inside IPython ---
+
+
+def load_ipython_extension(ip):  # noqa: ANN001 - IPython's hook signature
+    """Cell tracking, the ``%%pipeline``/``%wb_deps``/``%wb_save`` magics and the JupyterLab comm."""
+    from .notebook import load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip):  # noqa: ANN001
+    from .notebook import unload
+
+    unload(ip)
+
+
+from .notebook import activate_if_in_ipython as _activate_if_in_ipython  # noqa: E402
+
+_activate_if_in_ipython()

@@ -1,0 +1,193 @@
+"""IPython magics: ``%%pipeline``, ``%wb_deps`` and ``%wb_save``.
+
+``%load_ext workbench`` (or ``import workbench`` inside IPython) registers them::
+
+    %%pipeline classifier --check X[0] --save /tmp/digits.wb
+    scale = transform(lambda x: torch.tensor(x, dtype=torch.float32) / 16)
+    scale >> batch >> model >> unbatch >> transform(torch.argmax)
+
+The cell's last expression is bound to ``classifier`` in the notebook, registered with
+:mod:`workbench.registry` (the JupyterLab side panel lists it) and displayed. ``--check EXPR`` runs
+it on one input and prints every step's output summary; ``--save PATH`` writes a bundle.
+``%wb_deps NAME`` prints the source a bundle of ``NAME`` would contain and ``%wb_save NAME PATH``
+saves one. ``NAME`` is looked up in the registry first, then among the notebook's variables.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import registry, tracking
+from .pipeline import Batch, Compose, Identity, Transform, Unbatch
+
+_MARKERS = (Batch, Unbatch, Identity)
+
+__all__ = ["PipelineMagics", "summarize"]
+
+
+@magics_class
+class PipelineMagics(Magics):
+    """The workbench magics (see the module docstring)."""
+
+    @magic_arguments()
+    @argument("name", help="the variable (and registry name) the pipeline is bound to")
+    @argument("--save", metavar="PATH", default=None, help="save the pipeline as a bundle at PATH")
+    @argument("--overwrite", action="store_true", help="with --save: replace an existing bundle")
+    @argument("--check", metavar="EXPR", default=None, help="run the pipeline on EXPR, summarise every step")
+    @cell_magic
+    def pipeline(self, line: str, cell: str) -> Any:
+        """Build a pipeline from the cell; its last expression is bound to NAME and registered."""
+        args = parse_argstring(self.pipeline, line)
+        name = args.name
+        if not name.isidentifier():
+            raise UsageError(f"%%pipeline: {name!r} is not a valid Python name")
+        shell = self.shell
+        transformed = shell.transform_cell(cell)
+        filename = tracking._track_block(cell, transformed)
+        try:
+            tree = ast.parse(transformed, filename=filename)
+        except SyntaxError as exc:
+            raise UsageError(f"%%pipeline {name}: syntax error in the cell, line {exc.lineno}: {exc.msg}") from None
+        if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+            what = type(tree.body[-1]).__name__ if tree.body else "nothing"
+            text = ast.get_source_segment(transformed, tree.body[-1]) if tree.body else ""
+            raise UsageError(
+                f"%%pipeline {name}: the cell must end with an expression that builds the pipeline; "
+                f"its last statement is {_article(what)} {what} statement"
+                + (f" ({_first_line(text)!r})" if text else "")
+            )
+        body = ast.Module(body=tree.body[:-1], type_ignores=[])
+        last = ast.Expression(body=tree.body[-1].value)
+        code_body = shell.compile(body, filename, "exec")
+        code_last = shell.compile(last, filename, "eval")
+        tracking._add_codes(filename, [code_body, code_last])
+        exec(code_body, shell.user_global_ns, shell.user_ns)
+        value = eval(code_last, shell.user_global_ns, shell.user_ns)
+        if not isinstance(value, Transform):
+            raise UsageError(
+                f"%%pipeline {name}: the cell's last expression evaluates to {_describe_value(value)}, "
+                "not a workbench pipeline (build one with transform(...), >>, +, / or ~)"
+            )
+        shell.user_ns[name] = value
+        registry.register(name, value)
+        if args.check is not None:
+            item = self._evaluate(args.check, f"%%pipeline {name} --check")
+            print(summarize(value, item))
+        if args.save is not None:
+            path = _save(value, args.save, overwrite=args.overwrite)
+            print(f"saved {name} to {path}")
+        return value
+
+    @magic_arguments()
+    @argument("name", help="a registered pipeline or a notebook variable holding one")
+    @line_magic
+    def wb_deps(self, line: str) -> None:
+        """Print the source a bundle of NAME would contain, each part with the cell it came from."""
+        args = parse_argstring(self.wb_deps, line)
+        pipeline = resolve(args.name, self.shell.user_ns)
+        from .bundle import dependency_source
+
+        print(dependency_source(pipeline))
+
+    @magic_arguments()
+    @argument("name", help="a registered pipeline or a notebook variable holding one")
+    @argument("path", help="where to write the bundle directory")
+    @argument("--overwrite", action="store_true", help="replace an existing bundle")
+    @line_magic
+    def wb_save(self, line: str) -> None:
+        """Save pipeline NAME as a bundle at PATH."""
+        args = parse_argstring(self.wb_save, line)
+        pipeline = resolve(args.name, self.shell.user_ns)
+        path = _save(pipeline, args.path, overwrite=args.overwrite)
+        print(f"saved {args.name} to {path}")
+
+    def _evaluate(self, expr: str, where: str) -> Any:
+        try:
+            return eval(expr, self.shell.user_global_ns, self.shell.user_ns)
+        except Exception as exc:
+            raise UsageError(f"{where}: evaluating {expr!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def resolve(name: str, namespace: dict[str, Any]) -> Transform:
+    """The pipeline called ``name``: registered first, then a notebook variable; a clear error otherwise."""
+    if name in registry.names():
+        return registry.get(name)
+    if name in namespace:
+        value = namespace[name]
+        if isinstance(value, Transform):
+            return value
+        raise UsageError(f"{name!r} is {_describe_value(value)}, not a workbench pipeline")
+    variables = sorted(
+        key
+        for key, value in namespace.items()
+        if not key.startswith("_") and isinstance(value, Transform) and not isinstance(value, _MARKERS)
+    )
+    raise UsageError(
+        f"no pipeline named {name!r}; registered pipelines: {', '.join(registry.names()) or 'none'}; "
+        f"pipeline variables in the notebook: {', '.join(variables) or 'none'}"
+    )
+
+
+def summarize(pipeline: Transform, item: Any) -> str:
+    """One line per top-level step: its output on ``item`` (type, shape and dtype of tensors).
+
+    Each step's output is computed as ``pipeline[:i + 1].infer_apply(item)``, so batching and
+    unbatching behave as they do in ``infer_apply`` (a step between ``batch`` and ``unbatch`` shows
+    its batch of one).
+
+    >>> from workbench import transform
+    >>> print(summarize(transform(lambda x: x + 1) >> transform(str), 1))
+    [0] lambda x: x + 1 -> int 2
+    [1] str -> str '2'
+    """
+    steps = list(pipeline._wb_children()) if isinstance(pipeline, Compose) else [pipeline]
+    lines = []
+    for i, step in enumerate(steps):
+        prefix = pipeline[: i + 1] if isinstance(pipeline, Compose) else pipeline
+        output = prefix.infer_apply(item)
+        lines.append(f"[{i}] {step._wb_title()} -> {describe_value(output)}")
+    return "\n".join(lines)
+
+
+def describe_value(value: Any, limit: int = 60) -> str:
+    """``Tensor[1, 10] float32``, ``ndarray[8, 8] float64``, ``tuple(2)`` or ``int 3``."""
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        dims = ", ".join(str(int(d)) for d in shape)
+        return f"{type(value).__name__}[{dims}] {str(dtype).replace('torch.', '')}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(describe_value(v, 20) for v in list(value)[:4])
+        more = ", ..." if len(value) > 4 else ""
+        return f"{type(value).__name__}({len(value)}): {inner}{more}"
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _describe_value(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{_article(type(value).__name__)} {type(value).__name__} ({text})"
+
+
+def _save(pipeline: Transform, path: str, *, overwrite: bool) -> Any:
+    from .bundle import save
+
+    return save(pipeline, path, overwrite=overwrite)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _first_line(text: str) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 60 else line[:57] + "..."
