@@ -21,11 +21,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .collate import collate, device_scope, to_device, uncollate
+from .collate import _DEVICE, collate, device_scope, to_device, uncollate
 from .mode import _MODE
 from .pipeline import FORWARD, POSTPROCESS, Transform, refresh_note
 
 __all__ = ["infer_apply", "eval_apply", "train_apply", "ApplyIterator"]
+
+# torch.set_grad_enabled is a context-manager class; the plain switch avoids building one per call.
+_set_grad_enabled = torch._C._set_grad_enabled
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -34,13 +37,25 @@ _short.maxother = 60
 
 def infer_apply(pipeline: Transform, x: Any) -> Any:
     """``pipeline`` on one item in infer mode, without grad; ``batch`` makes a batch of one."""
+    # Written out rather than with _Scope: this is the per-call overhead users pay on every item.
     run = pipeline._wb_callable()
-    with _Scope("infer", False, _target_device(pipeline)):
-        try:
-            return run(x)
-        except Exception as exc:
-            _mark_item(exc, f"input {_short.repr(x)}")
-            raise
+    device = _target_device(pipeline)
+    mode_token = _MODE.set("infer")
+    device_token = _DEVICE.set(device) if device is not None else None
+    grad_before = torch.is_grad_enabled()
+    if grad_before:
+        _set_grad_enabled(False)
+    try:
+        return run(x)
+    except Exception as exc:
+        _mark_item(exc, f"input {_short.repr(x)}")
+        raise
+    finally:
+        if grad_before:
+            _set_grad_enabled(True)
+        if device_token is not None:
+            _DEVICE.reset(device_token)
+        _MODE.reset(mode_token)
 
 
 def eval_apply(pipeline: Transform, xs: Any, *, batch_size: int = 64, num_workers: int = 0,
@@ -243,17 +258,21 @@ class _Scope:
         self._tokens = (_MODE.set(self.mode), device_scope(self.device))
         self._tokens[1].__enter__()
         self._grad_before = torch.is_grad_enabled()
-        torch.set_grad_enabled(self.grad)
+        _set_grad_enabled(self.grad)
 
     def __exit__(self, *exc: Any) -> None:
-        torch.set_grad_enabled(self._grad_before)
+        _set_grad_enabled(self._grad_before)
         self._tokens[1].__exit__()
         _MODE.reset(self._tokens[0])
 
 
 def _target_device(pipeline: Transform) -> torch.device | None:
-    device = pipeline.device
-    return None if device.type == "cpu" else device
+    """Where batches must go: the device of the first parameter, ``None`` when that is the CPU."""
+    for owner, table, key in pipeline._wb_first_tensor():
+        tensor = getattr(owner, table).get(key)
+        if tensor is not None and tensor.device.type != "cpu":
+            return tensor.device
+    return None
 
 
 def _mark_item(exc: BaseException, item: str) -> None:

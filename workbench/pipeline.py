@@ -141,9 +141,7 @@ class Transform:
 
         >>> pl.infer_apply(item)  # doctest: +SKIP
         """
-        from .apply import infer_apply
-
-        return infer_apply(self, x)
+        return _apply.infer_apply(self, x)
 
     def eval_apply(self, xs: Any, *, batch_size: int = 64, num_workers: int = 0,
                    progress: bool = False, **loader_options: Any) -> "Iterator[Any]":
@@ -153,17 +151,13 @@ class Transform:
         ``shuffle`` and other loader options pass through), the forward stage per batch and
         postprocessing per item. Without ``unbatch`` the iterator yields batches.
         """
-        from .apply import eval_apply
-
-        return eval_apply(self, xs, batch_size=batch_size, num_workers=num_workers,
+        return _apply.eval_apply(self, xs, batch_size=batch_size, num_workers=num_workers,
                           progress=progress, **loader_options)
 
     def train_apply(self, xs: Any, *, batch_size: int = 64, shuffle: bool = True, num_workers: int = 0,
                     progress: bool = False, **loader_options: Any) -> "Iterator[Any]":
         """Like :meth:`eval_apply` in train mode with grad enabled, for training loops."""
-        from .apply import train_apply
-
-        return train_apply(self, xs, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+        return _apply.train_apply(self, xs, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                            progress=progress, **loader_options)
 
     # --- structure -----------------------------------------------------------------------------
@@ -686,3 +680,6 @@ def _as_transform(obj: Any, op: str) -> Transform:
         return transform(obj)
     raise TypeError(f"cannot combine a pipeline with {type(obj).__name__} using {op!r}: "
                     "expected a transform or a callable")
+
+
+from . import apply as _apply  # noqa: E402  (apply builds on the classes above)
