@@ -28,6 +28,7 @@ from . import registry
 from .same import same
 from .transform import FunctionTransform, transform
 from .attribution import confusion_matrix, explain, hard_examples
+from .inspector import inspect, trace
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,8 @@ __all__ = [
     "explain",
     "hard_examples",
     "confusion_matrix",
+    "trace",
+    "inspect",
 ]
 
 

@@ -1,0 +1,311 @@
+"""The inspector widget: core ipywidgets controls wired to an :class:`InspectorState`.
+
+Every control writes to the state, and the widget redraws from the state after each change, so
+what it shows is exactly what the state computes (and a view or a line of Python that changes the
+state moves the widget too). Figures are sent as PNG images, which JupyterLab 4, Notebook 7 and
+VS Code all display without a matplotlib widget backend.
+
+>>> from workbench import inspect
+>>> w = inspect(pl, inputs)          # doctest: +SKIP
+>>> w.state.select_step("conv1")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import traceback
+from typing import Any, Mapping, Sequence
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+from ..pipeline import Transform
+from .extensions import View, ViewFactory, registered_views
+from .state import InspectorState
+from .views import figure_png
+
+__all__ = ["Inspector"]
+
+_STAGE_TAGS = {"preprocess": "pre ", "forward": "fwd ", "postprocess": "post"}
+_NBSP = "\u00a0"
+
+
+class Inspector(widgets.VBox):
+    """The widget; ``inspector.state`` is the :class:`InspectorState` it shows."""
+
+    def __init__(self, state: InspectorState, views: Mapping[str, ViewFactory] | None = None):
+        self.state = state
+        self._syncing = False
+        n = len(state.inputs)
+        wide = widgets.Layout(width="100%")
+        self.step_picker = widgets.Select(options=[(self._step_text(s), s.key) for s in state.steps],
+                                          value=state.step.key, rows=min(14, len(state.steps)),
+                                          layout=widgets.Layout(width="360px", font_family="monospace"))
+        self.example_picker = widgets.BoundedIntText(value=state.example, min=0, max=n - 1,
+                                                     description="example", layout=widgets.Layout(width="190px"))
+        self.ranked_picker = widgets.Dropdown(options=[], description="ranked",
+                                              layout=widgets.Layout(width="340px", display="none"))
+        self.compare_toggle = widgets.Checkbox(value=False, description="compare with", indent=False,
+                                               layout=widgets.Layout(width="110px"))
+        self.compare_picker = widgets.BoundedIntText(value=min(1, n - 1), min=0, max=n - 1,
+                                                     layout=widgets.Layout(width="90px"))
+        self.part_picker = widgets.Dropdown(options=[], description="part",
+                                            layout=widgets.Layout(width="260px", display="none"))
+        self.export_path = widgets.Text(value="", placeholder="inspector-<step>-<example>.png",
+                                        layout=widgets.Layout(width="260px"))
+        self.export_button = widgets.Button(description="Export PNG", icon="download")
+        self.export_status = widgets.HTML()
+        self.title_html = widgets.HTML()
+        self.summary_html = widgets.HTML()
+        self.detail_html = widgets.HTML()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        output = widgets.VBox([self.title_html, widgets.HBox([self.summary_html, self.detail_html]),
+                               self.image])
+        self._views: dict[str, Any] = {}
+        self._view_boxes: dict[str, widgets.Box] = {}
+        self._stale: set[str] = set()
+        factories = dict(registered_views() if views is None else views)
+        boxes = [output]
+        for name, factory in factories.items():
+            box = widgets.VBox()
+            self._view_boxes[name] = box
+            self._views[name] = _Pending(factory)
+            boxes.append(box)
+        self.tabs = widgets.Tab(children=boxes, titles=["Output", *factories])
+        self.tabs.observe(self._on_tab, "selected_index")
+        legend = widgets.HTML("<span style='font-size:11px;color:#666'>stages: pre = preprocess · "
+                              "fwd = forward (batched) · post = postprocess</span>")
+        pickers = widgets.VBox([
+            widgets.HBox([self.example_picker, self.ranked_picker]),
+            widgets.HBox([self.compare_toggle, self.compare_picker, self.part_picker]),
+            widgets.HBox([self.export_path, self.export_button]),
+            self.export_status,
+        ])
+        super().__init__([widgets.HBox([widgets.VBox([self.step_picker, legend]), pickers]), self.tabs],
+                         layout=wide)
+        self.step_picker.observe(self._on_step, "value")
+        self.example_picker.observe(self._on_example, "value")
+        self.ranked_picker.observe(self._on_ranked, "value")
+        self.compare_toggle.observe(self._on_compare, "value")
+        self.compare_picker.observe(self._on_compare, "value")
+        self.part_picker.observe(self._on_part, "value")
+        self.export_button.on_click(lambda _: self.export_png(self.export_path.value.strip() or None))
+        self._unsubscribe = state.subscribe(self._on_state)
+        self._sync_examples()
+        self.refresh()
+
+    # --- public ----------------------------------------------------------------------------------
+
+    def set_examples(self, indices: Any, labels: Sequence[str] | None = None) -> None:
+        """Feed the example picker a ranked list (see :meth:`InspectorState.set_examples`)."""
+        self.state.set_examples(indices, labels)
+
+    def export_png(self, path: str | None = None, dpi: int | None = None) -> str:
+        """Write the current view as a PNG file; returns its path (also shown under the button)."""
+        try:
+            written = self.state.export_png(path, dpi)
+        except Exception as exc:
+            self.export_status.value = f"<span style='color:#b00'>{html.escape(f'{type(exc).__name__}: {exc}')}</span>"
+            raise
+        self.export_status.value = f"<span style='font-size:11px'>wrote {html.escape(written)}</span>"
+        return written
+
+    def add_view(self, name: str, factory: ViewFactory) -> None:
+        """Add a view tab to this inspector only (see :func:`register_view` for the protocol)."""
+        if name in self._views or name == "Output":
+            raise ValueError(f"this inspector already has a view named {name!r}")
+        box = widgets.VBox()
+        self._view_boxes[name] = box
+        self._views[name] = _Pending(factory)
+        titles = tuple(self.tabs.titles)
+        self.tabs.children = (*self.tabs.children, box)
+        self.tabs.titles = (*titles, name)
+        self._stale.add(name)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        super().close()
+
+    # --- state -> widget ---------------------------------------------------------------------------
+
+    def _on_state(self, state: InspectorState, what: str) -> None:
+        if what == "examples":
+            self._sync_examples()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw everything from the state (called after each change)."""
+        state = self.state
+        self._syncing = True
+        try:
+            self.step_picker.value = state.step.key
+            self.example_picker.value = state.example
+            if state.examples is not None and state.example in state.examples:
+                self.ranked_picker.value = state.example
+            self.compare_toggle.value = state.compare is not None
+            if state.compare is not None:
+                self.compare_picker.value = state.compare
+            parts = state.parts()
+            self.part_picker.options = [(label, i) for i, label in enumerate(parts)]
+            self.part_picker.layout.display = "" if parts else "none"
+            if parts:
+                self.part_picker.value = min(state.part, len(parts) - 1)
+        finally:
+            self._syncing = False
+        indices = [state.example] + ([state.compare] if state.compare is not None else [])
+        self.title_html.value = "<b>" + " <span style='color:#888'>vs</span> ".join(
+            html.escape(state.title(i)) for i in indices) + "</b>"
+        self.summary_html.value = self._summary_html(indices)
+        self.detail_html.value = self._detail_html(indices)
+        fig = state.figure()
+        self.image.value = figure_png(fig)
+        self._stale = set(self._views)
+        self._update_visible_view()
+
+    def _summary_html(self, indices: list[int]) -> str:
+        cells = []
+        for i in indices:
+            s = self.state.summary(i)
+            if s is None:
+                _, message = self.state.output(i)
+                body = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(message or '')}</pre>"
+            else:
+                body = s.to_html()
+            cells.append(f"<td style='vertical-align:top;padding-right:16px'><div style='font-size:11px;"
+                         f"color:#666'>{html.escape(self.state.example_label(i))}</div>{body}</td>")
+        return f"<table><tr>{''.join(cells)}</tr></table>"
+
+    def _detail_html(self, indices: list[int]) -> str:
+        cells = []
+        for i in indices:
+            parts = []
+            k = self.state.top_k(i)
+            if k is not None:
+                parts.append(k.to_html())
+            layout = self.state.image_layout(i)
+            if layout is not None and layout.note:
+                parts.append(f"<div style='font-size:11px'>{html.escape(layout.note)}</div>")
+            text = self.state.text(i)
+            if text is not None:
+                parts.append(f"<pre style='white-space:pre-wrap;max-height:240px;overflow:auto'>"
+                             f"{html.escape(text[:5000])}</pre>")
+            cells.append(f"<td style='vertical-align:top;padding-right:16px'>{''.join(parts)}</td>")
+        return f"<table><tr>{''.join(cells)}</tr></table>"
+
+    def _sync_examples(self) -> None:
+        state = self.state
+        self._syncing = True
+        try:
+            if state.examples is None:
+                self.ranked_picker.options = []
+                self.ranked_picker.layout.display = "none"
+            else:
+                labels = state.example_labels or [""] * len(state.examples)
+                self.ranked_picker.options = [
+                    (f"#{rank + 1}: example {i}" + (f" · {label}" if label else ""), i)
+                    for rank, (i, label) in enumerate(zip(state.examples, labels))
+                ]
+                self.ranked_picker.layout.display = ""
+        finally:
+            self._syncing = False
+
+    @staticmethod
+    def _step_text(step: Any) -> str:
+        indent = _NBSP * 2 * step.depth
+        label = "output of the whole pipeline" if not step.path and step.module is None else step.label
+        where = "" if step.module is not None else f"{step.where} "
+        if step.kind in ("batch", "unbatch"):
+            label = f"══ {step.kind} ══"
+        return f"{_STAGE_TAGS[step.stage]}│{_NBSP}{indent}{where}{label}"
+
+    # --- widget -> state ---------------------------------------------------------------------------
+
+    def _on_step(self, change: dict[str, Any]) -> None:
+        if not self._syncing and change["new"] is not None:
+            self.state.select_step(change["new"])
+
+    def _on_example(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self.state.select_example(change["new"])
+
+    def _on_ranked(self, change: dict[str, Any]) -> None:
+        if not self._syncing and change["new"] is not None:
+            self.state.select_example(change["new"])
+
+    def _on_compare(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self.state.set_compare(self.compare_picker.value if self.compare_toggle.value else None)
+
+    def _on_part(self, change: dict[str, Any]) -> None:
+        if not self._syncing and change["new"] is not None:
+            self.state.select_part(change["new"])
+
+    # --- extra views -------------------------------------------------------------------------------
+
+    def _on_tab(self, change: dict[str, Any]) -> None:
+        self._update_visible_view()
+
+    def _update_visible_view(self) -> None:
+        index = self.tabs.selected_index
+        if not index:
+            return
+        name = list(self._view_boxes)[index - 1]
+        if name in self._stale:
+            self._stale.discard(name)
+            self.update_view(name)
+
+    def update_view(self, name: str) -> None:
+        """Build or refresh the extra view ``name`` now (the inspector does this for the visible tab)."""
+        box = self._view_boxes[name]
+        view = self._views[name]
+        try:
+            if isinstance(view, _Pending):
+                result = view.factory(self.state)
+                if isinstance(result, View):
+                    self._views[name] = view = result
+                    box.children = (view.widget,)
+                else:
+                    box.children = (_as_widget(result),)
+                    return
+                view.update(self.state)
+                return
+            view.update(self.state)
+        except Exception:
+            box.children = (widgets.HTML(
+                f"<pre style='color:#b00;white-space:pre-wrap'>view {html.escape(name)!s} failed:\n"
+                f"{html.escape(traceback.format_exc(limit=6))}</pre>"),)
+            if isinstance(view, View):  # keep its controls for the next try
+                box.children = (view.widget, *box.children)
+
+    def view(self, name: str) -> Any:
+        """The extra view ``name``: its :class:`View` object, or the content its factory last returned."""
+        if name not in self._views:
+            raise KeyError(f"no view {name!r} in this inspector; views: {list(self._views)}")
+        if isinstance(self._views[name], _Pending) and not self._view_boxes[name].children:
+            self.update_view(name)
+        view = self._views[name]
+        return view if isinstance(view, View) else self._view_boxes[name].children[0]
+
+
+class _Pending:
+    """A view not built yet, or one rebuilt by calling its factory after each change."""
+
+    def __init__(self, factory: ViewFactory):
+        self.factory = factory
+
+
+def _as_widget(result: Any) -> widgets.Widget:
+    if isinstance(result, widgets.Widget):
+        return result
+    if isinstance(result, Figure):
+        return widgets.Image(value=figure_png(result), format="png")
+    if isinstance(result, str):
+        return widgets.HTML(result)
+    if result is None:
+        return widgets.HTML("")
+    out = widgets.Output()
+    with out:
+        from IPython.display import display
+
+        display(result)
+    return out
