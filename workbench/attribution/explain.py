@@ -129,7 +129,12 @@ def explain(pipeline: Transform, x: Any, method: str = "integrated_gradients", t
         inputs = _map(lambda t: t.detach().requires_grad_(), inputs)
 
     with _attribution_state(pipeline, layer_module):
-        output = _checked_output(prepared.forward(*_tensors(inputs)))
+        try:
+            output = prepared.forward(*_tensors(inputs))
+        except Exception as exc:
+            exc.add_note("workbench: explain failed running the forward stage on the preprocessed input")
+            raise
+        output = _checked_output(output)
         logits = output.detach()[0]
         prediction = int(logits.argmax()) if logits.dim() == 1 else None
         if target is None:

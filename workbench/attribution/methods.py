@@ -290,7 +290,7 @@ class NoiseTunnel(AttributionMethod):
         options.setdefault("nt_samples", 10)
         options.setdefault("nt_samples_batch_size", INTERNAL_BATCH_SIZE)
         if options.get("stdevs") is None:
-            spreads = tuple(max(float(t.max() - t.min()), 1e-6) * 0.15 for t in _as_tuple(inputs))
+            spreads = tuple(max(float(t.detach().max() - t.detach().min()), 1e-6) * 0.15 for t in _as_tuple(inputs))
             options["stdevs"] = spreads if isinstance(inputs, tuple) else spreads[0]
         if base_name == "integrated_gradients":
             options.setdefault("internal_batch_size", INTERNAL_BATCH_SIZE)

@@ -110,9 +110,9 @@ def draw_overlay(input_ax: Any, overlay_ax: Any | None, explanation: "Explanatio
     gray = "gray_r" if image is not None and image.ndim == 2 else None
     target_ax = overlay_ax if overlay_ax is not None else input_ax
     if image is not None:
-        input_ax.imshow(image, cmap=gray)
+        input_ax.imshow(image, cmap=gray, vmin=0.0, vmax=1.0)
         if overlay_ax is not None:
-            overlay_ax.imshow(image.mean(-1) if image.ndim == 3 else image, cmap="gray_r")
+            overlay_ax.imshow(image.mean(-1) if image.ndim == 3 else image, cmap="gray_r", vmin=0.0, vmax=1.0)
         shown = target_ax.imshow(heat, cmap=cmap, vmin=-scale, vmax=scale, alpha=alpha)
     else:
         shown = target_ax.imshow(heat, cmap=cmap, vmin=-scale, vmax=scale)
