@@ -1,0 +1,436 @@
+"""Notebook to bundle: run a notebook headless in a real kernel, then save one of its pipelines.
+
+:func:`export_notebook` starts a fresh IPython kernel (``nbclient``) in the notebook's directory,
+loads the workbench extension in it *before* the first cell (so every cell is tracked; the notebook
+file itself is never modified), runs the code cells in order and stops at the first one that fails.
+It then saves pipeline ``name`` from inside that kernel with :func:`workbench.save`: the registered
+pipeline of that name (``%%pipeline name``), else a variable of that name holding a workbench
+pipeline.
+
+Failures raise an :class:`ExportError` subclass and write nothing: :class:`NotebookFailed` (which
+cell, its first line, the error's type and message), :class:`PipelineNotFound` (lists the
+registered names and the pipeline variables that do exist), :class:`SaveFailed` (``save`` refused,
+or ``check`` found different outputs).
+
+Check inputs (``check=True``): ``check_inputs`` is a Python expression evaluated in the kernel after
+the notebook ran; it gives a list of example inputs (a tuple, or a tensor/array split along its first
+dimension, works too). Without it, the ``--check EXPR`` of the ``%%pipeline name`` cell that built
+the pipeline is evaluated again and used as the one example input. The bundle is then loaded in a
+fresh process on those inputs and must reproduce the kernel's outputs (``save(..., check=...)``).
+
+>>> result = export_notebook("train.ipynb", "classifier", "classifier.wb",
+...                          progress=print)   # doctest: +SKIP
+[1/4] cell 2: import torch
+...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = [
+    "ExportError",
+    "NotebookFailed",
+    "PipelineNotFound",
+    "SaveFailed",
+    "ExportResult",
+    "export_notebook",
+]
+
+_RESULT_MARKER = "@@workbench-export-result@@ "
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class ExportError(Exception):
+    """Base of the errors :func:`export_notebook` raises after the notebook started running."""
+
+
+class NotebookFailed(ExportError):
+    """A cell raised, timed out, or the kernel died; ``cell`` is the 1-based position in the notebook."""
+
+    def __init__(self, message: str, *, cell: int | None = None, first_line: str = "",
+                 error_type: str = "", error_message: str = "", traceback: str = ""):
+        super().__init__(message)
+        self.cell = cell
+        self.first_line = first_line
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+
+
+class PipelineNotFound(ExportError):
+    """No registered pipeline and no pipeline variable of that name after the notebook ran."""
+
+    def __init__(self, message: str, *, registered: list[str], variables: list[str]):
+        super().__init__(message)
+        self.registered = registered
+        self.variables = variables
+
+
+class SaveFailed(ExportError):
+    """``save`` raised in the kernel (it refused to capture something, or the check failed)."""
+
+    def __init__(self, message: str, *, error_type: str = "", traceback: str = ""):
+        super().__init__(message)
+        self.error_type = error_type
+        self.traceback = traceback
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_notebook` did: the bundle path, where the pipeline came from, timings."""
+
+    path: Path
+    name: str
+    found_in: str  # "registry" or "variable"
+    cells: int
+    seconds: float
+    checked: int = 0
+    executed: Path | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def export_notebook(
+    notebook: str | os.PathLike[str],
+    name: str,
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    check: bool = False,
+    check_inputs: str | None = None,
+    timeout: float | None = None,
+    executed: str | os.PathLike[str] | None = None,
+    kernel_name: str = "python3",
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Run ``notebook`` in a fresh kernel and save its pipeline ``name`` as a bundle at ``out``.
+
+    ``timeout`` limits each cell (seconds; ``None``: no limit). ``executed`` also writes the executed
+    notebook, outputs included, to that path (only when the export succeeds). ``progress`` receives
+    one line per code cell before it runs.
+
+    Errors found before any kernel starts are ``FileNotFoundError`` (no such notebook),
+    ``FileExistsError`` (``out`` exists and not ``overwrite``) and ``ValueError`` (not a notebook, a
+    bad name); later ones are :class:`ExportError` subclasses. Nothing is written on any error.
+    """
+    import nbformat
+
+    started = time.monotonic()
+    notebook = Path(notebook).resolve()
+    out = Path(os.path.abspath(out))
+    executed = Path(os.path.abspath(executed)) if executed is not None else None
+    if not name.isidentifier():
+        raise ValueError(f"pipeline name {name!r} is not a Python identifier")
+    if not notebook.exists():
+        raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
+    if notebook.is_dir():
+        raise ValueError(f"notebook {str(notebook)!r} is a directory, not a .ipynb file")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite (overwrite=True) to replace it")
+    if executed is not None and executed.exists() and not overwrite:
+        raise FileExistsError(f"{str(executed)!r} already exists; pass --overwrite (overwrite=True) to replace it")
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception as exc:  # nbformat raises JSON, validation and reader errors alike
+        raise ValueError(f"{str(notebook)!r} is not a readable notebook ({type(exc).__name__}: {exc})") from None
+
+    code_cells = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and cell.source.strip()]
+    say = progress or (lambda line: None)
+    client = _client(nb, notebook, timeout, kernel_name)
+    env = dict(os.environ)
+    env["JPY_SESSION_NAME"] = str(notebook)
+    with tempfile.TemporaryFile(mode="w+b") as kernel_log:
+        try:
+            result = _run_notebook(client, nb, code_cells, env, kernel_log, name, out, overwrite=overwrite,
+                                   check=bool(check or check_inputs), check_inputs=check_inputs, say=say)
+        except NotebookFailed as exc:
+            if exc.error_type in ("DeadKernelError", "KernelStartError"):
+                exc.args = (exc.args[0] + _log_tail(kernel_log),)
+            raise
+    if not result:
+        raise NotebookFailed(f"saving {name!r}: the kernel reported no result")
+    if not result.get("ok"):
+        if result.get("kind") == "missing":
+            raise PipelineNotFound(result["message"], registered=result["registered"], variables=result["variables"])
+        raise SaveFailed(result["message"], error_type=result.get("error_type", ""),
+                         traceback=result.get("traceback", ""))
+    if executed is not None:
+        _write_notebook(nb, executed)
+    return ExportResult(
+        path=Path(result["path"]),
+        name=name,
+        found_in=result["found_in"],
+        cells=len(code_cells),
+        seconds=time.monotonic() - started,
+        checked=result.get("checked", 0),
+        executed=executed,
+    )
+
+
+def _run_notebook(client: Any, nb: Any, code_cells: list[int], env: dict[str, str], kernel_log: Any, name: str,
+                  out: Path, *, overwrite: bool, check: bool, check_inputs: str | None,
+                  say: Callable[[str], None]) -> dict[str, Any]:
+    try:
+        context = client.setup_kernel(env=env, stderr=kernel_log)
+        context.__enter__()
+    except Exception as exc:  # jupyter_client raises RuntimeError, TimeoutError, OSError, ...
+        raise NotebookFailed(f"the kernel {client.kernel_name!r} did not start: {type(exc).__name__}: {exc}",
+                             error_type="KernelStartError", error_message=str(exc)) from None
+    try:
+        _shim_cell_ids(client)
+        _run_hidden(client, "%load_ext workbench", "loading the workbench extension")
+        for k, index in enumerate(code_cells, 1):
+            cell = nb.cells[index]
+            say(f"[{k}/{len(code_cells)}] cell {index + 1}: {_first_line(cell.source)}")
+            _run_cell(client, cell, index)
+        say(f"saving {name!r} to {out}" + (" (with check)" if check else ""))
+        return _run_hidden(
+            client,
+            "__import__('workbench.export', fromlist=['_'])._save_in_kernel("
+            f"{name!r}, {str(out)!r}, overwrite={overwrite!r}, check={check!r}, check_inputs={check_inputs!r})",
+            f"saving {name!r}",
+        )
+    finally:
+        context.__exit__(None, None, None)
+
+
+def _log_tail(log: Any, lines: int = 15) -> str:
+    log.flush()
+    log.seek(0)
+    text = log.read().decode("utf-8", "replace")
+    kept = [line for line in text.splitlines() if "running over TCP without encryption" not in line]
+    return ("\nkernel output:\n" + "\n".join(kept[-lines:])) if kept else ""
+
+
+def _client(nb: Any, notebook: Path, timeout: float | None, kernel_name: str) -> Any:
+    from nbclient import NotebookClient
+
+    return NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        allow_errors=False,
+        record_timing=True,
+        resources={"metadata": {"path": str(notebook.parent)}},
+    )
+
+
+def _shim_cell_ids(client: Any) -> None:
+    """Send each cell's id in the request metadata, as JupyterLab does, so tracking records it.
+
+    ``nbclient`` sends none; the cell ids then appear in the bundle's manifest like they do for a
+    bundle saved from JupyterLab.
+    """
+    kc = client.kc
+
+    def execute(code: str, silent: bool = False, store_history: bool = True, user_expressions: Any = None,
+                allow_stdin: bool | None = None, stop_on_error: bool = True) -> str:
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": user_expressions or {},
+            "allow_stdin": kc.allow_stdin if allow_stdin is None else allow_stdin,
+            "stop_on_error": stop_on_error,
+        }
+        msg = kc.session.msg("execute_request", content)
+        cell_id = getattr(kc, "_wb_cell_id", None)
+        if cell_id:
+            msg["metadata"]["cellId"] = cell_id
+        kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    kc._wb_cell_id = None
+    kc.execute = execute
+
+
+def _run_cell(client: Any, cell: Any, index: int) -> None:
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    where = f"cell {index + 1} ({_first_line(cell.source)!r})"
+    client.kc._wb_cell_id = cell.get("id")
+    try:
+        client.execute_cell(cell, index)
+    except CellExecutionError as exc:
+        message = _clean(str(exc.evalue)).strip()
+        raise NotebookFailed(
+            f"{where} failed: {exc.ename}: {message}" if message else f"{where} failed: {exc.ename}",
+            cell=index + 1, first_line=_first_line(cell.source), error_type=exc.ename,
+            error_message=message, traceback=_traceback(cell),
+        ) from None
+    except CellTimeoutError:
+        raise NotebookFailed(
+            f"{where} did not finish within {client.timeout} seconds (--timeout)",
+            cell=index + 1, first_line=_first_line(cell.source), error_type="TimeoutError",
+            error_message=f"timed out after {client.timeout} seconds",
+        ) from None
+    except DeadKernelError as exc:
+        raise NotebookFailed(
+            f"{where}: the kernel died while running it ({exc})",
+            cell=index + 1, first_line=_first_line(cell.source), error_type="DeadKernelError",
+            error_message=str(exc),
+        ) from None
+
+
+def _run_hidden(client: Any, code: str, what: str) -> dict[str, Any]:
+    """Run code that is not part of the notebook (no history entry, no cell id); parse its result."""
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbformat.v4 import new_code_cell
+
+    cell = new_code_cell(code)
+    # nbclient stores the executed cell back at its index: give it a slot of its own, then drop it.
+    client.nb.cells.append(cell)
+    client.kc._wb_cell_id = None
+    try:
+        client.execute_cell(cell, len(client.nb.cells) - 1, store_history=False)
+    except CellExecutionError as exc:
+        raise NotebookFailed(f"{what} in the kernel failed: {exc.ename}: {_clean(str(exc.evalue))}",
+                             error_type=exc.ename, error_message=_clean(str(exc.evalue)),
+                             traceback=_traceback(cell)) from None
+    except DeadKernelError as exc:
+        raise NotebookFailed(f"the kernel died while {what} ({exc})", error_type="DeadKernelError",
+                             error_message=str(exc)) from None
+    finally:
+        client.nb.cells.remove(cell)
+    for output in cell.outputs:
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            for line in output.get("text", "").split("\n"):
+                if line.startswith(_RESULT_MARKER):
+                    return json.loads(line[len(_RESULT_MARKER):])
+    return {}
+
+
+def _traceback(cell: Any) -> str:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return _clean("\n".join(output.get("traceback", [])))
+    return ""
+
+
+def _clean(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _first_line(source: str, limit: int = 60) -> str:
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _write_notebook(nb: Any, path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    nbformat.write(nb, str(partial))
+    os.replace(partial, path)
+
+
+# --- runs inside the kernel ----------------------------------------------------------------------
+
+
+def _save_in_kernel(name: str, out: str, *, overwrite: bool, check: bool, check_inputs: str | None) -> None:
+    """Look ``name`` up, save it, and print one marked JSON line the exporting process reads."""
+    result: dict[str, Any]
+    try:
+        result = _find_and_save(name, out, overwrite=overwrite, check=check, check_inputs=check_inputs)
+    except Exception as exc:  # reported to the exporting process, which turns it into SaveFailed
+        import traceback
+
+        message = str(exc).strip()
+        result = {
+            "ok": False,
+            "kind": "save",
+            "error_type": type(exc).__name__,
+            "message": f"saving {name!r} failed: {type(exc).__name__}: {message}" if message
+            else f"saving {name!r} failed: {type(exc).__name__}",
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+    print(_RESULT_MARKER + json.dumps(result), flush=True)
+
+
+def _find_and_save(name: str, out: str, *, overwrite: bool, check: bool, check_inputs: str | None) -> dict[str, Any]:
+    from IPython import get_ipython
+
+    from . import registry
+    from .pipeline import Batch, Identity, Transform, Unbatch
+
+    namespace = get_ipython().user_ns
+    if name in registry.names():
+        pipeline, found_in = registry.get(name), "registry"
+    elif isinstance(namespace.get(name), Transform):
+        pipeline, found_in = namespace[name], "variable"
+    else:
+        registered = registry.names()
+        variables = sorted(
+            key for key, value in namespace.items()
+            if not key.startswith("_") and isinstance(value, Transform)
+            and not isinstance(value, (Batch, Unbatch, Identity))
+        )
+        what = "" if name not in namespace else f" ({name!r} is a {type(namespace[name]).__name__}, not a pipeline)"
+        message = (
+            f"no pipeline named {name!r} in the notebook{what}; "
+            f"registered pipelines: {', '.join(registered) or 'none'}; "
+            f"pipeline variables: {', '.join(variables) or 'none'}"
+        )
+        return {"ok": False, "kind": "missing", "message": message, "registered": registered, "variables": variables}
+    inputs = _check_inputs(name, namespace, check_inputs) if check else None
+    from .bundle import save
+
+    path = save(pipeline, out, overwrite=overwrite, check=inputs)
+    return {"ok": True, "path": str(path), "found_in": found_in, "checked": len(inputs or [])}
+
+
+def _check_inputs(name: str, namespace: dict[str, Any], expression: str | None) -> list[Any]:
+    if expression is None:
+        expression = _recorded_check(name)
+        if expression is None:
+            raise ValueError(
+                f"--check needs example inputs: pass --check-inputs EXPR (a list of inputs, evaluated in the "
+                f"notebook after it ran), or build {name!r} in a '%%pipeline {name} --check EXPR' cell"
+            )
+        return [_evaluate(expression, namespace, f"the --check expression {expression!r} of %%pipeline {name}")]
+    value = _evaluate(expression, namespace, f"--check-inputs {expression!r}")
+    if isinstance(value, (list, tuple)):
+        inputs = list(value)
+    elif hasattr(value, "shape") and len(getattr(value, "shape", ())) > 0:
+        inputs = list(value)
+    else:
+        raise TypeError(f"--check-inputs {expression!r} gives a {type(value).__name__}; it must give a list of "
+                        "inputs (a list or tuple, or a tensor/array whose first dimension indexes the inputs)")
+    if not inputs:
+        raise ValueError(f"--check-inputs {expression!r} gives no inputs")
+    return inputs
+
+
+def _recorded_check(name: str) -> str | None:
+    """The ``--check EXPR`` of the latest tracked ``%%pipeline name`` cell, if it had one."""
+    from . import tracking
+    from .magics import PipelineMagics
+
+    parser = PipelineMagics.pipeline.parser
+    for cell in reversed(tracking.cells()):
+        first = cell.raw.lstrip().split("\n", 1)[0].strip()
+        if not first.startswith("%%pipeline"):
+            continue
+        try:
+            args = parser.parse_argstring(first[len("%%pipeline"):])
+        except BaseException:  # argparse exits on bad arguments; such a cell did not build the pipeline
+            continue
+        if args.name == name:
+            return args.check
+    return None
+
+
+def _evaluate(expression: str, namespace: dict[str, Any], what: str) -> Any:
+    try:
+        return eval(expression, namespace)
+    except Exception as exc:
+        raise ValueError(f"evaluating {what} in the notebook failed: {type(exc).__name__}: {exc}") from None

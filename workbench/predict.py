@@ -1,0 +1,257 @@
+"""Running a saved bundle on JSON inputs and writing its outputs as JSON lines (``workbench predict``).
+
+Inputs are JSON values, each handed to the pipeline exactly as :func:`json.loads` decodes it (lists,
+dicts, numbers, strings, booleans, ``null``), or converted first with ``as_type="tensor"``
+(``torch.tensor(value)``) or ``"numpy"`` (``numpy.asarray(value)``). The literals ``NaN``,
+``Infinity`` and ``-Infinity`` are accepted in inputs.
+
+Outputs are encoded by :func:`to_json`: tensors and numpy arrays as nested lists (a 0-d one as a
+plain number), numpy/torch scalars as numbers, tuples and lists as lists, named tuples and
+dataclasses as objects of their fields, dicts as objects (keys must be strings, ints, floats or
+booleans; they become strings as JSON requires). JSON has no non-finite numbers, so NaN and
+infinities are written according to ``non_finite``: ``"string"`` (the default) writes the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, ``"null"`` writes ``null``, ``"error"`` refuses.
+Anything else (bytes, complex numbers, arbitrary objects) is an :class:`EncodeError` naming the
+type and where in the output it sits: nothing is guessed.
+
+>>> import torch
+>>> to_json({"label": torch.tensor(3), "p": (0.5, float("nan"))})
+'{"label": 3, "p": [0.5, "NaN"]}'
+>>> parse_inputs(['[1, 2]', '"a"'], where="argument")
+[[1, 2], 'a']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence, TextIO
+
+__all__ = [
+    "InputError",
+    "EncodeError",
+    "parse_inputs",
+    "read_json_lines",
+    "convert_inputs",
+    "predict",
+    "to_jsonable",
+    "to_json",
+    "NON_FINITE_CHOICES",
+    "AS_TYPE_CHOICES",
+]
+
+NON_FINITE_CHOICES = ("string", "null", "error")
+AS_TYPE_CHOICES = ("json", "tensor", "numpy")
+_NON_FINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+class InputError(ValueError):
+    """An input could not be read or decoded; the message names the argument or the file and line."""
+
+
+class EncodeError(TypeError):
+    """An output cannot be written as JSON; the message names the type and its place in the output."""
+
+
+def parse_inputs(texts: Sequence[str], *, where: str = "argument") -> list[Any]:
+    """Decode each text as one JSON value; :class:`InputError` names the first bad one (1-based).
+
+    >>> try:
+    ...     parse_inputs(["3", "{bad"])
+    ... except InputError as exc:
+    ...     print(exc)
+    argument 2 is not valid JSON (Expecting property name enclosed in double quotes at column 2): '{bad'
+    """
+    values = []
+    for i, text in enumerate(texts, 1):
+        values.append(_decode(text, f"{where} {i}"))
+    return values
+
+
+def read_json_lines(path: str | Path, stdin: TextIO | None = None) -> list[Any]:
+    """The JSON values of a JSON-lines file, one per non-blank line; ``"-"`` reads ``stdin``.
+
+    A missing file or a line that is not one JSON value is an :class:`InputError` naming the file
+    and the line number.
+    """
+    if str(path) == "-":
+        import sys
+
+        stream = stdin if stdin is not None else sys.stdin
+        return _decode_lines(stream, "<stdin>")
+    file = Path(path)
+    if not file.exists():
+        raise InputError(f"input file {str(file)!r} does not exist")
+    if file.is_dir():
+        raise InputError(f"input file {str(file)!r} is a directory")
+    try:
+        with file.open(encoding="utf-8") as stream:
+            return _decode_lines(stream, str(file))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"input file {str(file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _decode_lines(stream: Iterable[str], name: str) -> list[Any]:
+    values = []
+    for number, line in enumerate(stream, 1):
+        if line.strip():
+            values.append(_decode(line, f"{name} line {number}"))
+    return values
+
+
+def _decode(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        shown = text.strip()
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        position = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
+        raise InputError(f"{where} is not valid JSON ({exc.msg} at {position}): {shown!r}") from None
+
+
+def convert_inputs(values: list[Any], as_type: str = "json") -> list[Any]:
+    """The inputs as the pipeline receives them: unchanged (``"json"``), tensors or numpy arrays.
+
+    >>> convert_inputs([[1.0, 2.0]], "tensor")
+    [tensor([1., 2.])]
+    """
+    if as_type == "json":
+        return values
+    if as_type == "tensor":
+        import torch
+
+        convert = torch.tensor
+    elif as_type == "numpy":
+        import numpy
+
+        convert = numpy.asarray
+    else:
+        raise ValueError(f"as_type must be one of {', '.join(AS_TYPE_CHOICES)}, not {as_type!r}")
+    out = []
+    for i, value in enumerate(values, 1):
+        try:
+            out.append(convert(value))
+        except Exception as exc:  # the converters raise TypeError/ValueError/RuntimeError alike
+            raise InputError(f"input {i} cannot be made into a {as_type} ({type(exc).__name__}: {exc})") from None
+    return out
+
+
+def predict(pipeline: Any, inputs: Sequence[Any], *, batch_size: int | None = None) -> Iterator[Any]:
+    """One output per input, in order.
+
+    Without ``batch_size`` each input goes through ``pipeline.infer_apply``; with it, the inputs go
+    through ``pipeline.eval_apply(inputs, batch_size=batch_size)`` (a pipeline with ``batch`` but no
+    ``unbatch`` yields batches, which are split back into items here so that outputs still line up
+    with inputs).
+    """
+    if batch_size is None:
+        for x in inputs:
+            yield pipeline.infer_apply(x)
+        return
+    from .collate import uncollate
+    from .pipeline import Batch, Unbatch
+
+    nodes = list(pipeline._wb_walk())
+    split = any(isinstance(n, Batch) for n in nodes) and not any(isinstance(n, Unbatch) for n in nodes)
+    for output in pipeline.eval_apply(list(inputs), batch_size=batch_size):
+        if split:
+            yield from uncollate(output)
+        else:
+            yield output
+
+
+def to_jsonable(value: Any, non_finite: str = "string", _where: str = "output") -> Any:
+    """``value`` as plain JSON data (see the module docstring for the rules).
+
+    >>> import numpy as np
+    >>> to_jsonable((np.arange(3), np.float32(1.5), float("inf")))
+    [[0, 1, 2], 1.5, 'Infinity']
+    """
+    if non_finite not in NON_FINITE_CHOICES:
+        raise ValueError(f"non_finite must be one of {', '.join(NON_FINITE_CHOICES)}, not {non_finite!r}")
+    return _plain(value, non_finite, _where)
+
+
+def to_json(value: Any, non_finite: str = "string") -> str:
+    """One line of JSON for ``value`` (never the invalid tokens ``NaN``/``Infinity``)."""
+    return json.dumps(to_jsonable(value, non_finite), allow_nan=False, ensure_ascii=False)
+
+
+def _plain(value: Any, non_finite: str, where: str) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _float(float(value), non_finite, where)
+    module = type(value).__module__
+    if module == "torch" or module.startswith("torch."):
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            if value.is_complex():
+                raise EncodeError(f"{where} is a complex tensor; JSON has no complex numbers")
+            if value.layout != torch.strided:
+                value = value.to_dense()
+            value = value.detach().cpu()
+            if not value.is_floating_point() or bool(torch.isfinite(value).all()):
+                return value.tolist()
+            return _plain(value.tolist(), non_finite, where)
+        if isinstance(value, torch.Size):
+            return [int(d) for d in value]
+        if isinstance(value, (torch.dtype, torch.device)):
+            return str(value)
+    if module == "numpy" or module.startswith("numpy."):
+        import numpy
+
+        if isinstance(value, (numpy.ndarray, numpy.generic)):
+            if numpy.iscomplexobj(value):
+                raise EncodeError(f"{where} is a complex numpy value; JSON has no complex numbers")
+            if value.dtype.kind not in "biuf":
+                raise EncodeError(f"{where} is a numpy value of dtype {value.dtype}; only bool, int and float encode")
+            if value.dtype.kind != "f" or bool(numpy.isfinite(value).all()):
+                return value.tolist()
+            return _plain(value.tolist(), non_finite, where)
+    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        return {field: _plain(v, non_finite, f"{where}.{field}") for field, v in zip(value._fields, value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, non_finite, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, v in value.items():
+            if isinstance(key, str):
+                text = key
+            elif isinstance(key, (bool, int, float)) or type(key).__module__.startswith(("numpy", "torch")):
+                plain_key = _plain(key, "string", where)
+                if not isinstance(plain_key, (bool, int, float, str)):
+                    raise EncodeError(f"{where} has a key of type {type(key).__name__}; keys must be scalars")
+                text = json.dumps(plain_key) if not isinstance(plain_key, str) else plain_key
+            else:
+                raise EncodeError(f"{where} has a key of type {type(key).__name__}; keys must be scalars")
+            out[text] = _plain(v, non_finite, f"{where}[{key!r}]")
+        return out
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name), non_finite, f"{where}.{f.name}")
+                for f in dataclasses.fields(value)}
+    kind = type(value).__qualname__
+    if type(value).__module__ != "builtins":
+        kind = f"{type(value).__module__}.{kind}"
+    raise EncodeError(f"{where} is {_article(kind)} {kind}, "
+                      "which has no JSON form (tensors, arrays, numbers, strings, lists, tuples and dicts do)")
+
+
+def _float(x: float, non_finite: str, where: str) -> Any:
+    if math.isfinite(x):
+        return x
+    if non_finite == "null":
+        return None
+    if non_finite == "error":
+        raise EncodeError(f"{where} is {x!r}, which JSON cannot represent (use --non-finite string or null)")
+    return _NON_FINITE_STRINGS[repr(x)]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
