@@ -61,10 +61,6 @@ def main() -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     ip = InteractiveShell.instance()
-    ip.run_cell("import io, contextlib", store_history=True)
-    # %time prints; keep the benchmark output readable
-    ip.run_cell("import sys, os; _null = open(os.devnull, 'w')", store_history=True)
-
     import workbench
     from workbench import tracking
 
@@ -100,11 +96,10 @@ def main() -> None:
         "from workbench import transform\n_steps = []\n"
         + "".join(f"_steps.append(transform(f_on_{i}))\n" for i in range(0, args.cells, 25))
         + "".join(f"_steps.append(transform(C_on_{i})())\n" for i in range(1, args.cells, 50))
-        + 
-        f"_cfg = D_on_{args.cells - 1}()\n"
-        "_steps.append(transform(lambda x: x + _cfg.a * _cfg.b))\n"
-        "bench_pl = _steps[0]\n"
-        "for _s in _steps[1:]:\n    bench_pl = bench_pl >> _s\n"
+        + f"_cfg = D_on_{args.cells - 1}()\n"
+        + "_steps.append(transform(lambda x: x + _cfg.a * _cfg.b))\n"
+        + "bench_pl = _steps[0]\n"
+        + "for _s in _steps[1:]:\n    bench_pl = bench_pl >> _s\n"
     )
     assert ip.run_cell(build, store_history=True).success
     pipeline = ip.user_ns["bench_pl"]

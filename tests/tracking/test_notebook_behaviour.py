@@ -107,9 +107,9 @@ def test_identical_cells_keep_their_own_records(kernel):
 
 def test_magics_and_shell_escapes_in_cells(kernel):
     kernel.ok("%time MAG_K = 4\n!echo shell-escape\nsh_out = !echo 42\nSH_VAL = int(sh_out[0])", cell_id="mag-1")
-    cell = "%%time\ndef magic_fn(x):\n    return x * MAG_K + SH_VAL"
-    r = kernel.ok(cell, cell_id="mag-2")
-    assert "Wall time" in r.stdout
+    kernel.ok("%%capture captured\ndef magic_fn(x):\n    return x * MAG_K + SH_VAL\nprint('hidden')", cell_id="mag-2")
+    assert kernel.json("captured.stdout") == "hidden\n"
+    assert kernel.json("origin(magic_fn)")[1] == "mag-2"
     kernel.ok("!echo another\ndef magic_fn2(x):\n    return -x\n%ls -d /", cell_id="mag-3")
     origin2 = kernel.json("origin(magic_fn2)")
     assert origin2[1] == "mag-3" and origin2[2].startswith("!echo another")
@@ -120,6 +120,15 @@ def test_magics_and_shell_escapes_in_cells(kernel):
     deps = kernel.ok("%wb_deps pl_mag").stdout
     assert "def magic_fn(x)" in deps and "def magic_fn2(x)" in deps
     kernel.cases.append(kernel.json("save_case('magics_shell', pl_mag, [1, 2])"))
+
+
+def test_timed_cell_definitions_are_refused_by_name(kernel):
+    # %%time compiles its body under the shared pseudo file "<timed exec>" and keeps no source
+    r = kernel.ok("%%time\ndef timed_fn(x):\n    return x", cell_id="timed")
+    assert "Wall time" in r.stdout
+    r = kernel.run("workbench.save(transform(timed_fn), os.path.join(OUT, 'timed.wb'))")
+    assert not r.ok and "timed_fn" in r.evalue, r.evalue
+    assert kernel.json("os.path.exists(os.path.join(OUT, 'timed.wb'))") is False
 
 
 def test_pipeline_built_before_tracking(kernel):
