@@ -40,7 +40,7 @@ class Inspector(widgets.VBox):
         wide = widgets.Layout(width="100%")
         self.step_picker = widgets.Select(options=[(self._step_text(s), s.key) for s in state.steps],
                                           value=state.step.key, rows=min(14, len(state.steps)),
-                                          layout=widgets.Layout(width="360px", font_family="monospace"))
+                                          layout=widgets.Layout(width="380px"))
         self.example_picker = widgets.BoundedIntText(value=state.example, min=0, max=n - 1,
                                                      description="example", layout=widgets.Layout(width="190px"))
         self.ranked_picker = widgets.Dropdown(options=[], description="ranked",
