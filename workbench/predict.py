@@ -2,7 +2,7 @@
 
 Inputs are JSON values, each handed to the pipeline exactly as :func:`json.loads` decodes it (lists,
 dicts, numbers, strings, booleans, ``null``), or converted first with ``as_type="tensor"``
-(``torch.tensor(value)``) or ``"numpy"`` (``numpy.asarray(value)``). The literals ``NaN``,
+(``torch.tensor(value, dtype=...)``) or ``"numpy"`` (``numpy.asarray(value, dtype=...)``). The literals ``NaN``,
 ``Infinity`` and ``-Infinity`` are accepted in inputs.
 
 Outputs are encoded by :func:`to_json`: tensors and numpy arrays as nested lists (a 0-d one as a
@@ -112,22 +112,40 @@ def _decode(text: str, where: str) -> Any:
         raise InputError(f"{where} is not valid JSON ({exc.msg} at {position}): {shown!r}") from None
 
 
-def convert_inputs(values: list[Any], as_type: str = "json") -> list[Any]:
+def convert_inputs(values: list[Any], as_type: str = "json", dtype: str | None = None) -> list[Any]:
     """The inputs as the pipeline receives them: unchanged (``"json"``), tensors or numpy arrays.
+
+    ``dtype`` (e.g. ``"float32"``) is the tensor's or array's element type; by default torch and
+    numpy infer it (``float32`` for torch, ``float64`` for numpy, from floats).
 
     >>> convert_inputs([[1.0, 2.0]], "tensor")
     [tensor([1., 2.])]
+    >>> convert_inputs([[1, 2]], "numpy", "float32")[0].dtype
+    dtype('float32')
     """
     if as_type == "json":
+        if dtype is not None:
+            raise InputError("--dtype needs --as tensor or --as numpy")
         return values
     if as_type == "tensor":
         import torch
 
-        convert = torch.tensor
+        kind = getattr(torch, dtype, None) if dtype is not None else None
+        if dtype is not None and not isinstance(kind, torch.dtype):
+            raise InputError(f"{dtype!r} is not a torch dtype (e.g. float32, float64, int64, bool)")
+
+        def convert(value: Any) -> Any:
+            return torch.tensor(value, dtype=kind)
     elif as_type == "numpy":
         import numpy
 
-        convert = numpy.asarray
+        try:
+            kind = numpy.dtype(dtype) if dtype is not None else None
+        except TypeError:
+            raise InputError(f"{dtype!r} is not a numpy dtype (e.g. float32, float64, int64, bool)") from None
+
+        def convert(value: Any) -> Any:
+            return numpy.asarray(value, dtype=kind)
     else:
         raise ValueError(f"as_type must be one of {', '.join(AS_TYPE_CHOICES)}, not {as_type!r}")
     out = []
@@ -231,6 +249,8 @@ def _plain(value: Any, non_finite: str, where: str) -> Any:
                 text = json.dumps(plain_key) if not isinstance(plain_key, str) else plain_key
             else:
                 raise EncodeError(f"{where} has a key of type {type(key).__name__}; keys must be scalars")
+            if text in out:
+                raise EncodeError(f"{where} has two keys that both become the JSON key {text!r}")
             out[text] = _plain(v, non_finite, f"{where}[{key!r}]")
         return out
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
