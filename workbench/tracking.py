@@ -27,6 +27,7 @@ How objects are matched to executions, exactly:
 
 from __future__ import annotations
 
+import ast
 import builtins
 import linecache
 import os
@@ -103,6 +104,7 @@ class _Tracker:
         self.class_bodies: "weakref.WeakKeyDictionary[type, types.CodeType]" = weakref.WeakKeyDictionary()
         self._code_index: dict[str, dict[int, _Execution]] = {}
         self._pending_info: Any = None
+        self._parsed: tuple[str, ast.AST, set[int]] | None = None
         self.compiler = ip.compile
         self._original_cache: Callable[..., str] = ip.compile.cache
         self._original_run_code: Callable[..., Any] = ip.run_code
@@ -141,6 +143,23 @@ class _Tracker:
                 runs[-1].codes.append(code_obj)
                 self._code_index.pop(code_obj.co_filename, None)
         return await self._original_run_code(code_obj, result, async_=async_)
+
+    def parsed(self, source: Any, filename: str, tree: ast.AST) -> None:
+        if filename == "<unknown>" and isinstance(source, str):
+            self._parsed = (source, tree, set())
+
+    def compile_name(self, source: Any, filename: str) -> str | None:
+        """A tracked name for code ``%time``/``%%time`` compile from the cell text they parsed."""
+        if filename not in _TIMED_NAMES or self._parsed is None or not isinstance(source, ast.AST):
+            return None
+        text, tree, ids = self._parsed
+        if not ids:
+            ids.update(id(node) for node in ast.walk(tree))
+        top = source.body if isinstance(source, ast.Expression) else None
+        nodes = [top] if top is not None else list(ast.iter_child_nodes(source))
+        if not any(id(node) in ids for node in nodes):
+            return None
+        return _track_block(text, text, self)
 
     def build_class(self, func: Any, name: Any, *bases: Any, **kwds: Any) -> Any:
         cls = self._original_build_class(func, name, *bases, **kwds)
@@ -270,6 +289,35 @@ def _notebook_path(ip: Any) -> str | None:
 
 _TRACKER: _Tracker | None = None
 
+# ``%time``/``%%time`` compile the cell body under these shared pseudo file names, which keep no source.
+_TIMED_NAMES = frozenset({"<timed exec>", "<timed eval>"})
+_COMPILER_CLASSES: dict[type, type] = {}
+
+
+def _tracking_compiler(base: type) -> type:
+    """A subclass of the shell's compiler class that lets the tracker name ``%time`` code."""
+    if base in _COMPILER_CLASSES:
+        return _COMPILER_CLASSES[base]
+
+    class TrackingCompiler(base):  # type: ignore[misc, valid-type]
+        def ast_parse(self, source: Any, filename: str = "<unknown>", symbol: str = "exec") -> Any:
+            tree = super().ast_parse(source, filename, symbol)
+            if _TRACKER is not None:
+                _TRACKER.parsed(source, filename, tree)
+            return tree
+
+        def __call__(self, source: Any, filename: str, symbol: str, **kwargs: Any) -> Any:
+            name = _TRACKER.compile_name(source, filename) if _TRACKER is not None else None
+            code = super().__call__(source, name or filename, symbol, **kwargs)
+            if name is not None:
+                _TRACKER.add_codes(name, [code])
+            return code
+
+    TrackingCompiler.__name__ = TrackingCompiler.__qualname__ = base.__name__
+    TrackingCompiler._wb_base = base  # type: ignore[attr-defined]
+    _COMPILER_CLASSES[base] = TrackingCompiler
+    return TrackingCompiler
+
 
 def _shell() -> Any:
     ipython = sys.modules.get("IPython")
@@ -285,6 +333,8 @@ def install(ip: Any) -> None:
         uninstall(_TRACKER.ip)
     tracker = _Tracker(ip)
     ip.compile.cache = tracker.cache
+    if "_wb_base" not in type(ip.compile).__dict__:
+        ip.compile.__class__ = _tracking_compiler(type(ip.compile))
     ip.run_code = tracker.run_code
     builtins.__build_class__ = tracker.build_class
     ip.events.register("pre_run_cell", tracker.pre_run_cell)
@@ -299,6 +349,8 @@ def uninstall(ip: Any) -> None:
         return
     if ip.compile.__dict__.get("cache") == tracker.cache:
         del ip.compile.cache
+    if "_wb_base" in type(ip.compile).__dict__:
+        ip.compile.__class__ = type(ip.compile)._wb_base
     if ip.__dict__.get("run_code") == tracker.run_code:
         del ip.run_code
     if builtins.__build_class__ == tracker.build_class:
@@ -351,20 +403,18 @@ def cells() -> list[CellSource]:
     return [run.source for run in tracker.executions] if tracker is not None else []
 
 
-def _track_block(raw: str, transformed: str) -> str:
+def _track_block(raw: str, transformed: str, tracker: "_Tracker | None" = None) -> str:
     """Compile-name and record a block of code run by a magic (``%%pipeline`` bodies).
 
     The block gets its own file name (registered in ``linecache`` so ``inspect`` finds it) and a
     record carrying the enclosing cell's raw text, execution count and cell id.
     """
-    tracker = _active()
+    tracker = tracker or _active()
     if tracker is None:
         raise RuntimeError("workbench cell tracking is not active in this shell")
     outer = tracker.executions[-1].source if tracker.executions else None
     number = (outer.execution_count or 0) if outer else 0
     name = tracker._original_cache(transformed, number, raw_code=transformed)
-    if name in tracker.by_filename and tracker.by_filename[name][-1].source.transformed != transformed:
-        raise RuntimeError(f"cell file name collision for {name}")
     tracker.add(
         CellSource(
             outer.raw if outer else raw,

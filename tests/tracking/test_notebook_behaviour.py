@@ -122,13 +122,18 @@ def test_magics_and_shell_escapes_in_cells(kernel):
     kernel.cases.append(kernel.json("save_case('magics_shell', pl_mag, [1, 2])"))
 
 
-def test_timed_cell_definitions_are_refused_by_name(kernel):
-    # %%time compiles its body under the shared pseudo file "<timed exec>" and keeps no source
-    r = kernel.ok("%%time\ndef timed_fn(x):\n    return x", cell_id="timed")
+def test_definitions_in_timed_cells(kernel):
+    # IPython compiles %%time bodies under the shared pseudo file "<timed exec>" and keeps no source;
+    # tracking gives each such body a cell file of its own.
+    r = kernel.ok("%%time\nTIMED_K = 2\ndef timed_fn(x):\n    return x * TIMED_K\nclass TimedBox:\n    k = 5",
+                  cell_id="timed")
     assert "Wall time" in r.stdout
-    r = kernel.run("workbench.save(transform(timed_fn), os.path.join(OUT, 'timed.wb'))")
-    assert not r.ok and "timed_fn" in r.evalue, r.evalue
-    assert kernel.json("os.path.exists(os.path.join(OUT, 'timed.wb'))") is False
+    assert kernel.json("origin(timed_fn)") == [r.execution_count, "timed", "%%time\nTIMED_K = 2\n"
+                                                "def timed_fn(x):\n    return x * TIMED_K\nclass TimedBox:\n    k = 5",
+                                                False]
+    assert kernel.json("origin(TimedBox)")[:2] == [r.execution_count, "timed"]
+    kernel.ok("%time timed_lam = transform(lambda x: x - TimedBox.k)")
+    kernel.cases.append(kernel.json("save_case('timed_cells', transform(timed_fn) >> timed_lam, [4])"))
 
 
 def test_pipeline_built_before_tracking(kernel):
@@ -177,7 +182,7 @@ def test_check_option_summarises_steps(kernel):
 def test_zz_bundles_load_in_fresh_processes(kernel):
     names = [c["name"] for c in kernel.cases]
     assert {"rerun_edit", "out_of_order", "failed_then_fixed", "identical_cells", "magics_shell",
-            "before_tracking", "dataclass_redefined"} <= set(names)
+            "timed_cells", "before_tracking", "dataclass_redefined"} <= set(names)
     results = load_and_compare(kernel.cases)
     bad = {name: r["detail"] for name, r in results.items() if not r["ok"]}
     assert not bad, bad
