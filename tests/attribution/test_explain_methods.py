@@ -258,6 +258,8 @@ def test_bad_calls_name_the_problem():
         explain(pl, [1.0] * 5, method="grad_cam", layer="conv9")
     with pytest.raises(ValueError, match="not a module inside this pipeline"):
         explain(pl, [1.0] * 5, method="grad_cam", layer=torch.nn.Conv2d(1, 1, 1))
+    with pytest.raises(ValueError, match="'saliency' attributes to the forward input and takes no layer"):
+        explain(pl, [1.0] * 5, method="saliency", layer=model)
     with pytest.raises(ValueError, match="needs a pipeline with a batch step"):
         explain(transform(torch.as_tensor) >> model, [1.0] * 5)
     with pytest.raises(TypeError, match="got unknown option.*n_step\\b"):

@@ -25,7 +25,7 @@ import torch
 from ..collate import _move, collate
 from ..mode import apply_mode
 from ..pipeline import FORWARD, Transform
-from .methods import AttributionMethod, get_method
+from .methods import AttributionMethod, get_method, method_names
 
 __all__ = ["explain", "Explanation", "prepare", "resolve_layer"]
 
@@ -114,6 +114,10 @@ def explain(pipeline: Transform, x: Any, method: str = "integrated_gradients", t
     """
     method_cls = get_method(method)
     prepared = prepare(pipeline, x)
+    if layer is not None and not method_cls.needs_layer:
+        layered = ", ".join(n for n in method_names() if get_method(n).needs_layer)
+        raise ValueError(f"method {method!r} attributes to the forward input and takes no layer; "
+                         f"methods for a layer: {layered}")
     layer_module, layer_name = (None, None) if layer is None else resolve_layer(pipeline, layer)
     inputs = prepared.inputs
     if method_cls.gradient and layer_module is None:

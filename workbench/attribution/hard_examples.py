@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pandas
     from matplotlib.figure import Figure
 
-__all__ = ["hard_examples", "confusion_matrix", "plot_hard_examples", "forward_outputs", "COLUMNS"]
+__all__ = ["hard_examples", "example_labels", "confusion_matrix", "plot_hard_examples", "forward_outputs", "COLUMNS"]
 
 OOD_SCORES = ("mahalanobis", "energy", "max_softmax")
 
@@ -160,6 +160,19 @@ def _mahalanobis(outputs: torch.Tensor, correct: torch.Tensor, targets: torch.Te
         d = x - centroid
         distances[:, i] = ((d @ precision) * d).sum(1)
     return distances.min(1).values.float()
+
+
+def example_labels(examples: "pandas.DataFrame") -> list[str]:
+    """One line per row of a :func:`hard_examples` table for the inspector's example picker.
+
+    >>> example_labels(table)[0]   # doctest: +SKIP
+    'loss 6.21 · target 3 · pred 8 (0.99) · ood 41.2'
+    """
+    missing = set(COLUMNS) - set(getattr(examples, "columns", ()))
+    if missing:
+        raise ValueError(f"example_labels needs a hard_examples table; missing columns: {', '.join(sorted(missing))}")
+    return [f"loss {r.loss:.2f} · target {r.target} · pred {r.prediction} ({r.confidence:.2f}) · ood {r.ood_score:.3g}"
+            for r in examples.itertuples(index=False)]
 
 
 def confusion_matrix(examples: "pandas.DataFrame", classes: Sequence[Any] | int | None = None) -> "pandas.DataFrame":

@@ -24,6 +24,7 @@ New methods register with :func:`register_method`::
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, ClassVar, Iterable
 
 import torch
@@ -297,7 +298,10 @@ class NoiseTunnel(AttributionMethod):
             attributions, delta = _NT(base_cls(self.forward_func)).attribute(
                 inputs, target=target, return_convergence_delta=True, **options)
             return attributions, _delta(delta)
-        return _NT(base_cls(self.forward_func)).attribute(inputs, target=target, **options), None
+        with warnings.catch_warnings():
+            # The noisy copies are made by Captum without requires_grad; its base method then sets it and warns.
+            warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
+            return _NT(base_cls(self.forward_func)).attribute(inputs, target=target, **options), None
 
 
 def _as_tuple(inputs: Any) -> tuple[torch.Tensor, ...]:

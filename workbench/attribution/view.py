@@ -1,0 +1,176 @@
+"""The inspector's "Attribution" tab: explain the current example with a chosen method, target and layer.
+
+Registered with :func:`workbench.inspector.register_view` when :mod:`workbench.attribution` is
+imported, so every ``workbench.inspect(...)`` widget has it. Controls: method, base method (for
+noise_tunnel), target class ("predicted" by default), layer (the input, or a submodule; layer
+methods pick the last conv layer or the first embedding when none is chosen), overlay opacity and
+an optional reshape (``8x8``) for flat inputs. The explanation is recomputed only when the example
+or a control that changes it moves; opacity and reshape only redraw.
+
+>>> w = workbench.inspect(pl, images)                   # doctest: +SKIP
+>>> view = w.view("Attribution")                        # doctest: +SKIP
+>>> view.method.value = "grad_cam"; view.explanation    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Mapping, Sequence
+
+import ipywidgets as widgets
+import torch
+
+from ..inspector.extensions import View
+from .explain import Explanation, explain
+from .methods import get_method, method_names
+from .plots import plot_explanation
+
+__all__ = ["AttributionView", "VIEW_NAME"]
+
+VIEW_NAME = "Attribution"
+
+_NOISE_BASES = ("saliency", "input_x_gradient", "integrated_gradients")
+
+
+class AttributionView(View):
+    """Attribution for the inspector's current example; ``explanation`` and ``figure`` hold the last result."""
+
+    def __init__(self, state: Any):
+        self.state = state
+        self.explanation: Explanation | None = None
+        self.figure: Any = None
+        self.error: BaseException | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._classes = 0
+        small = widgets.Layout(width="260px")
+        self.method = widgets.Dropdown(options=method_names(), value="integrated_gradients", description="method",
+                                       layout=small)
+        self.base = widgets.Dropdown(options=_NOISE_BASES, value="saliency", description="base",
+                                     layout=widgets.Layout(width="260px", display="none"))
+        self.target = widgets.Dropdown(options=[("predicted", -1)], value=-1, description="target", layout=small)
+        self.layer = widgets.Dropdown(options=[("input", "")] + [(n, n) for n in _layer_names(state.pipeline)],
+                                      value="", description="layer", layout=small)
+        self.alpha = widgets.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="overlay",
+                                         readout_format=".2f", continuous_update=False, layout=small)
+        self.shape = widgets.Text(value="", placeholder="e.g. 8x8", description="reshape", layout=small)
+        self.status = widgets.HTML()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        controls = widgets.HBox([widgets.VBox([self.method, self.base, self.target]),
+                                 widgets.VBox([self.layer, self.alpha, self.shape])])
+        self.widget = widgets.VBox([controls, self.status, self.image])
+        for control in (self.method, self.base, self.target, self.layer):
+            control.observe(lambda _: self.update(self.state), "value")
+        for control in (self.alpha, self.shape):
+            control.observe(lambda _: self._draw(), "value")
+
+    # --- the view protocol ------------------------------------------------------------------------
+
+    def update(self, state: Any) -> None:
+        """Explain ``state``'s current example with the chosen settings (cached while nothing changed)."""
+        self.state = state
+        method = self.method.value
+        self.base.layout.display = "" if method == "noise_tunnel" else "none"
+        needs_layer = get_method(method).needs_layer
+        layer = (self.layer.value or _default_layer(state.pipeline, method)) if needs_layer else None
+        target = None if self.target.value == -1 else int(self.target.value)
+        key = (state.example, method, self.base.value if method == "noise_tunnel" else None, target, layer)
+        if key == self._key:
+            return
+        self._key = key
+        options: dict[str, Any] = {"base": self.base.value} if method == "noise_tunnel" else {}
+        try:
+            if needs_layer and layer is None:
+                raise ValueError(f"method {method!r} needs a layer: choose one in the layer picker")
+            self.explanation = explain(state.pipeline, state.input(), method=method, target=target, layer=layer,
+                                       **options)
+            self.error = None
+        except Exception as exc:  # shown in the tab; the controls stay usable
+            self.explanation, self.error = None, exc
+            notes = "\n".join(getattr(exc, "__notes__", []))
+            self.status.value = (f"<pre style='color:#b00;white-space:pre-wrap'>"
+                                 f"{html.escape(f'{type(exc).__name__}: {exc}')}\n{html.escape(notes)}</pre>")
+            self.image.value = b""
+            self.figure = None
+            return
+        self._sync_targets(self.explanation.output.shape[0] if self.explanation.output.dim() == 1 else 0)
+        self._draw()
+
+    # --- drawing ----------------------------------------------------------------------------------
+
+    def _draw(self) -> None:
+        e = self.explanation
+        if e is None:
+            return
+        from ..inspector.views import figure_png
+
+        try:
+            shape = _parse_shape(self.shape.value)
+            self.figure = plot_explanation(e, shape=shape, alpha=self.alpha.value,
+                                           title=f"{self.state.example_label(self.state.example)} · "
+                                                 f"{_describe(e, self._class_names())}")
+        except ValueError as exc:
+            self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            return
+        self.image.value = figure_png(self.figure)
+        delta = "" if e.delta is None else f" · convergence delta {e.delta:.3g}"
+        self.status.value = (f"<span style='font-size:11px'>attributions {tuple(e.scores.shape)} for target "
+                             f"{html.escape(self._name(e.target))}; predicted "
+                             f"{html.escape(self._name(e.prediction))}{delta}</span>")
+
+    def _class_names(self) -> Sequence[str] | Mapping[int, str] | None:
+        return getattr(getattr(self.state, "options", None), "class_names", None)
+
+    def _name(self, index: int | None) -> str:
+        names = self._class_names()
+        if index is None:
+            return "-"
+        try:
+            return f"{index} ({names[index]})" if names is not None else str(index)
+        except (KeyError, IndexError):
+            return str(index)
+
+    def _sync_targets(self, classes: int) -> None:
+        if classes == self._classes:
+            return
+        self._classes = classes
+        current = self.target.value
+        options = [("predicted", -1)] + [(self._name(i), i) for i in range(classes)]
+        self.target.unobserve_all("value")
+        self.target.options = options
+        self.target.value = current if current < classes else -1
+        self.target.observe(lambda _: self.update(self.state), "value")
+
+
+def _describe(e: Explanation, names: Any) -> str:
+    layer = f" @ {e.layer}" if e.layer else ""
+    return f"{e.method}{layer} · target {e.target} · predicted {e.prediction}"
+
+
+def _layer_names(pipeline: Any) -> list[str]:
+    names: list[str] = []
+    for top in pipeline._wb_modules():
+        names.extend(n for n, _ in top.named_modules() if n and n not in names)
+    return names
+
+
+def _default_layer(pipeline: Any, method: str) -> str | None:
+    """Grad-CAM: the last conv layer; layer integrated gradients: the first embedding."""
+    found = [(n, m) for top in pipeline._wb_modules() for n, m in top.named_modules() if n]
+    if method == "grad_cam":
+        convs = [n for n, m in found if isinstance(m, torch.nn.modules.conv._ConvNd)]
+        return convs[-1] if convs else None
+    embeddings = [n for n, m in found if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
+    return embeddings[0] if embeddings else None
+
+
+def _parse_shape(text: str) -> tuple[int, ...] | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        shape = tuple(int(p) for p in text.replace(",", "x").replace(" ", "").split("x") if p)
+    except ValueError:
+        raise ValueError(f"reshape {text!r}: write the image size as HxW, e.g. 8x8") from None
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"reshape {text!r}: write the image size as HxW, e.g. 8x8")
+    return shape
