@@ -1,0 +1,18 @@
+"""Bundles: save a pipeline as a directory of readable source, weights and data; load it anywhere.
+
+>>> import workbench
+>>> path = workbench.save(pl, "model.wb", check=[example])  # doctest: +SKIP
+>>> pl2 = workbench.load("model.wb")                           # doctest: +SKIP
+
+See docs/bundles.md for the format and the fidelity rules. Modules: :mod:`.source` (finding the
+source of functions and classes in files and notebook cells), :mod:`.scope` (global names and
+renaming), :mod:`.capture` (what to write), :mod:`.emit` (the source text), :mod:`.artifacts`
+(data by value), :mod:`.manifest`, :mod:`.writer` (``save``), :mod:`.reader` (``load``),
+:mod:`.runtime` (what the source calls while loading).
+"""
+
+from .errors import BundleError, CaptureError, CheckError, IntegrityError
+from .reader import load
+from .writer import dependency_source, save
+
+__all__ = ["save", "load", "dependency_source", "BundleError", "CaptureError", "IntegrityError", "CheckError"]

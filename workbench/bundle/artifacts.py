@@ -1,0 +1,192 @@
+"""Data stored by value: tensors (safetensors), arrays (``.npy``), tables and JSON values.
+
+Nothing here uses pickle: tensors go to safetensors files, numpy arrays to ``.npy`` written and read
+with ``allow_pickle=False``, data frames to a directory of one ``.npy`` per numeric column plus a
+JSON description (text columns as JSON), and large literal containers to JSON. A data frame is only
+accepted when this encoding gives back an identical frame (values, dtypes, index, column names).
+
+Layout inside a bundle::
+
+    weights.safetensors          parameters and buffers of the pipeline's torch layers
+    artifacts/tensors.safetensors  other tensors the code uses
+    artifacts/<name>.npy         numpy arrays
+    artifacts/<name>.json        large lists/dicts
+    artifacts/<name>.frame/      data frames and series (frame.json + column files)
+
+>>> import numpy as np, pandas as pd
+>>> check_frame(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})) is None
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WEIGHTS", "TENSORS", "write_all", "check_frame", "read_frame", "encode_frame", "decode_frame"]
+
+WEIGHTS = "weights.safetensors"
+TENSORS = "artifacts/tensors.safetensors"
+
+
+def write_all(capture: Any, root: Path) -> None:
+    """Write every tensor, array, frame and JSON value collected by ``capture`` under ``root``."""
+    from safetensors.torch import save_file
+    import numpy as np
+
+    if capture.weights:
+        save_file(capture.weights, str(root / WEIGHTS))
+    if capture.tensors or capture.arrays or capture.frames or capture.json_values:
+        (root / "artifacts").mkdir()
+    if capture.tensors:
+        save_file(capture.tensors, str(root / TENSORS))
+    for name, array in capture.arrays.items():
+        with open(root / "artifacts" / f"{name}.npy", "wb") as f:
+            np.save(f, array, allow_pickle=False)
+    for name, value in capture.json_values.items():
+        with open(root / "artifacts" / f"{name}.json", "w", encoding="utf-8") as f:
+            json.dump(value, f, allow_nan=False)
+    for name, frame in capture.frames.items():
+        directory = root / "artifacts" / f"{name}.frame"
+        directory.mkdir()
+        meta, arrays = encode_frame(frame)
+        for filename, array in arrays.items():
+            with open(directory / filename, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+        with open(directory / "frame.json", "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+
+
+# --- data frames ------------------------------------------------------------------------------------
+
+
+def _encode_values(values: Any, dtype: Any, slot: str, arrays: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    entry: dict[str, Any] = {"dtype": str(dtype)}
+    array = np.asarray(values)
+    if array.dtype.hasobject or not isinstance(dtype, np.dtype):
+        entry["values"] = [None if _is_missing(v) else _plain(v) for v in values]
+    else:
+        filename = f"{slot}.npy"
+        arrays[filename] = np.ascontiguousarray(array)
+        entry["file"] = filename
+    return entry
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def encode_frame(frame: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(description, {filename: array})`` for a DataFrame or Series."""
+    import pandas as pd
+
+    arrays: dict[str, Any] = {}
+    if isinstance(frame, pd.Series):
+        meta: dict[str, Any] = {"type": "Series", "name": _plain(frame.name),
+                                "columns": [_encode_values(frame.to_numpy(), frame.dtype, "c0", arrays)]}
+    else:
+        meta = {"type": "DataFrame", "columns": []}
+        for i, column in enumerate(frame.columns):
+            series = frame.iloc[:, i]
+            entry = _encode_values(series.to_numpy(), series.dtype, f"c{i}", arrays)
+            entry["name"] = _plain(column)
+            meta["columns"].append(entry)
+        meta["columns_dtype"] = str(frame.columns.dtype)
+    index = frame.index
+    if isinstance(index, pd.RangeIndex):
+        meta["index"] = {"kind": "range", "start": index.start, "stop": index.stop, "step": index.step,
+                         "name": _plain(index.name)}
+    else:
+        entry = _encode_values(index.to_numpy(), index.dtype, "index", arrays)
+        entry.update(kind="values", name=_plain(index.name))
+        meta["index"] = entry
+    return meta, arrays
+
+
+def _decode_values(entry: dict[str, Any], arrays: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    if "file" in entry:
+        return arrays[entry["file"]]
+    return pd.array(entry["values"], dtype=entry["dtype"]) if entry["dtype"] != "object" else \
+        _object_array(entry["values"])
+
+
+def _object_array(values: list[Any]) -> Any:
+    import numpy as np
+
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def decode_frame(meta: dict[str, Any], arrays: dict[str, Any]) -> Any:
+    """The frame described by ``meta`` (see :func:`encode_frame`)."""
+    import pandas as pd
+
+    index_meta = meta["index"]
+    if index_meta["kind"] == "range":
+        index = pd.RangeIndex(index_meta["start"], index_meta["stop"], index_meta["step"], name=index_meta["name"])
+    else:
+        index = pd.Index(_decode_values(index_meta, arrays), dtype=index_meta["dtype"], name=index_meta["name"])
+    if meta["type"] == "Series":
+        col = meta["columns"][0]
+        return pd.Series(_decode_values(col, arrays), index=index, name=meta["name"], dtype=col["dtype"])
+    data = {}
+    names = []
+    for i, col in enumerate(meta["columns"]):
+        data[i] = pd.Series(_decode_values(col, arrays), index=index, dtype=col["dtype"])
+        names.append(col["name"])
+    frame = pd.DataFrame(data, index=index)
+    frame.columns = pd.Index(names, dtype=meta.get("columns_dtype", "object"))
+    return frame
+
+
+def check_frame(frame: Any) -> str | None:
+    """None when ``frame`` can be stored exactly, else what prevents it."""
+    try:
+        meta, arrays = encode_frame(frame)
+        json.dumps(meta, allow_nan=False)
+        back = decode_frame(json.loads(json.dumps(meta)), arrays)
+    except Exception as exc:  # any failure means: not storable by value
+        return f"it is a {type(frame).__name__} that cannot be stored without pickle ({type(exc).__name__}: {exc})"
+    import pandas as pd
+
+    same_type = type(back) is type(frame)
+    if same_type and isinstance(frame, pd.DataFrame):
+        same = frame.equals(back) and list(frame.dtypes) == list(back.dtypes) and frame.columns.equals(back.columns) \
+            and frame.index.equals(back.index) and frame.index.dtype == back.index.dtype
+    else:
+        same = same_type and frame.equals(back) and frame.dtype == back.dtype and frame.name == back.name \
+            and frame.index.equals(back.index)
+    if not same:
+        return (f"it is a {type(frame).__name__} whose columns or index do not survive storage without pickle "
+                "(use numeric, boolean, datetime or text columns)")
+    return None
+
+
+def read_frame(directory: Path) -> Any:
+    import numpy as np
+
+    with open(directory / "frame.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    arrays = {}
+    for name in os.listdir(directory):
+        if name.endswith(".npy"):
+            arrays[name] = np.load(directory / name, allow_pickle=False)
+    return decode_frame(meta, arrays)

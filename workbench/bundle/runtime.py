@@ -1,0 +1,151 @@
+"""What a bundle's source calls while it rebuilds the pipeline: ``_bundle.parameter(...)`` and friends.
+
+:func:`workbench.bundle.load` executes ``source.py`` with ``_bundle`` bound to a :class:`BundleRuntime`
+for that bundle directory. Every accessor memoises by key, so an object shared in the live pipeline
+(a tied weight, one lookup table used by two functions) is shared again after loading.
+
+>>> rt = BundleRuntime(Path("."))
+>>> rt.namespace("helpers").__name__
+'helpers'
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+from typing import Any, Callable
+
+from .artifacts import TENSORS, WEIGHTS, read_frame
+
+__all__ = ["BundleRuntime"]
+
+
+class BundleRuntime:
+    """Reads a bundle's weights and data files, and rebuilds layers and instances without pickle."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._files: dict[str, dict[str, Any]] = {}
+        self._memo: dict[tuple[str, str], Any] = {}
+
+    # --- tensors ------------------------------------------------------------------------------------
+
+    def _store(self, weights: bool) -> dict[str, Any]:
+        name = WEIGHTS if weights else TENSORS
+        store = self._files.get(name)
+        if store is None:
+            from safetensors.torch import load_file
+
+            store = self._files[name] = load_file(str(self.root / name))
+        return store
+
+    def tensor(self, key: str, *, weights: bool = False, requires_grad: bool = False,
+               device: str | None = None) -> Any:
+        """The stored tensor ``key`` (a buffer when ``weights``, else a data tensor)."""
+        memo_key = ("tensor", f"{weights}:{key}")
+        if memo_key not in self._memo:
+            t = self._store(weights)[key]
+            if device is not None:
+                t = t.to(device)
+            if requires_grad:
+                t.requires_grad_(True)
+            self._memo[memo_key] = t
+        return self._memo[memo_key]
+
+    def parameter(self, key: str, *, weights: bool = False, requires_grad: bool = True,
+                  device: str | None = None) -> Any:
+        """The stored tensor ``key`` as a ``torch.nn.Parameter``."""
+        import torch
+
+        memo_key = ("parameter", f"{weights}:{key}")
+        if memo_key not in self._memo:
+            t = self._store(weights)[key]
+            if device is not None:
+                t = t.to(device)
+            self._memo[memo_key] = torch.nn.Parameter(t, requires_grad=requires_grad)
+        return self._memo[memo_key]
+
+    # --- data ---------------------------------------------------------------------------------------------
+
+    def array(self, name: str) -> Any:
+        """The numpy array stored as ``artifacts/<name>.npy`` (read without pickle)."""
+        import numpy as np
+
+        return self._memoised("array", name, lambda: np.load(self.root / "artifacts" / f"{name}.npy",
+                                                             allow_pickle=False))
+
+    def frame(self, name: str) -> Any:
+        """The DataFrame or Series stored in ``artifacts/<name>.frame/``."""
+        return self._memoised("frame", name, lambda: read_frame(self.root / "artifacts" / f"{name}.frame"))
+
+    def json(self, name: str) -> Any:
+        """The value stored as ``artifacts/<name>.json``."""
+        def read() -> Any:
+            with open(self.root / "artifacts" / f"{name}.json", encoding="utf-8") as f:
+                return json.load(f)
+
+        return self._memoised("json", name, read)
+
+    def _memoised(self, kind: str, name: str, make: Callable[[], Any]) -> Any:
+        key = (kind, name)
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    # --- objects ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def namespace(name: str) -> types.ModuleType:
+        """An empty module standing in for a local (not installed) module; the source fills it."""
+        return types.ModuleType(name)
+
+    @staticmethod
+    def module(cls: type, attrs: dict[str, Any], *, parameters: dict[str, Any] | None = None,
+               buffers: dict[str, Any] | None = None, modules: dict[str, Any] | None = None,
+               non_persistent: list[str] | tuple[str, ...] = ()) -> Any:
+        """A torch layer of class ``cls`` with these attributes, tensors and sub-layers.
+
+        ``cls.__init__`` is not called (it may need arguments, draw random weights or have side
+        effects): the layer is set up like ``torch.nn.Module.__init__`` does and then given exactly
+        the state it had when saved.
+        """
+        import torch
+
+        obj = cls.__new__(cls)
+        torch.nn.Module.__init__(obj)
+        state = obj.__dict__
+        state["_parameters"].update(parameters or {})
+        state["_buffers"].update(buffers or {})
+        state["_modules"].update(modules or {})
+        state["_non_persistent_buffers_set"].update(non_persistent)
+        state.update(attrs)
+        return obj
+
+    @staticmethod
+    def instance(cls: type | None = None, state: Any = None, *, args: tuple[Any, ...] = (),
+                 reduce: Callable[..., Any] | None = None, items: list[Any] | None = None,
+                 mapping: dict[Any, Any] | None = None) -> Any:
+        """An object rebuilt the way pickle would, but from values written out in the source.
+
+        ``cls.__new__(cls, *args)`` (or ``reduce(*args)``), then the state: ``__setstate__`` when the
+        class defines one, else the instance ``__dict__`` (and slots) are filled directly.
+        """
+        obj = reduce(*args) if reduce is not None else cls.__new__(cls, *args)  # type: ignore[union-attr]
+        if state is not None:
+            setstate = getattr(obj, "__setstate__", None)
+            if setstate is not None and getattr(type(obj).__setstate__, "__objclass__", None) is not object:
+                setstate(state)
+            else:
+                slots = None
+                if isinstance(state, tuple) and len(state) == 2:
+                    state, slots = state
+                if state:
+                    obj.__dict__.update(state)
+                for key, value in (slots or {}).items():
+                    object.__setattr__(obj, key, value)
+        for item in items or ():
+            obj.append(item)
+        for key, value in (mapping or {}).items():
+            obj[key] = value
+        return obj

@@ -1,0 +1,169 @@
+"""``save``: capture a pipeline, write the bundle next to its target, check it, then move it in place.
+
+Nothing is written until the capture has succeeded; the bundle is then written to a hidden temporary
+directory beside the target and renamed into place only when complete (and, with ``check``, only
+after a fresh interpreter has reproduced the live outputs). Any error removes the temporary
+directory, so a failed save leaves nothing behind and never touches an existing bundle.
+
+>>> save(pl, "model.wb", check=[x1, x2])  # doctest: +SKIP
+PosixPath('model.wb')
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import manifest as _manifest
+from .artifacts import write_all
+from .capture import Capture
+from .errors import BundleError, CheckError
+
+__all__ = ["save", "dependency_source", "capture"]
+
+
+def capture(pipeline: Any) -> Capture:
+    """Capture ``pipeline`` (raises :class:`CaptureError` naming what cannot be saved)."""
+    from ..pipeline import Transform
+
+    if not isinstance(pipeline, Transform):
+        raise TypeError(f"save() needs a workbench pipeline or transform; got {type(pipeline).__name__}")
+    cap = Capture()
+    cap.capture(pipeline)
+    return cap
+
+
+def dependency_source(pipeline: Any) -> str:
+    """The exact ``source.py`` a bundle of ``pipeline`` would contain (nothing is written).
+
+    >>> print(dependency_source(pl))  # doctest: +SKIP
+    """
+    return capture(pipeline).source()
+
+
+def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
+         check: Iterable[Any] | None = None) -> Path:
+    """Save ``pipeline`` as a bundle directory at ``path`` and return the path.
+
+    ``overwrite=True`` replaces an existing bundle (atomically: the old one stays until the new one
+    is complete). ``check=[inputs...]`` loads the new bundle in a fresh interpreter and requires
+    ``infer_apply`` to give exactly the live outputs on each input; on any difference the bundle is
+    removed and :class:`CheckError` names the input and the difference.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
+    if target.exists() and not (target / _manifest.MANIFEST).is_file() and (target.is_file() or any(target.iterdir())):
+        raise FileExistsError(f"{target} exists and is not a workbench bundle; refusing to replace it")
+    inputs = list(check) if check is not None else None
+    expected = None
+    if inputs is not None:
+        from ..apply import infer_apply
+
+        expected = [infer_apply(pipeline, x) for x in inputs]
+    cap = capture(pipeline)
+    source = cap.source()
+    from ..display import describe
+
+    structure = describe(pipeline)
+    parent = target.parent if str(target.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:10]}"
+    try:
+        tmp.mkdir()
+        (tmp / _manifest.SOURCE).write_text(source, encoding="utf-8")
+        write_all(cap, tmp)
+        reqs = _manifest.requirements(cap.imported_modules | _data_modules(cap))
+        python = ".".join(map(str, sys.version_info[:2]))
+        (tmp / _manifest.REQUIREMENTS).write_text(
+            f"# python {sys.version.split()[0]} (requires python=={python}.*)\n" + "\n".join(reqs) + "\n",
+            encoding="utf-8")
+        data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.definitions],
+                               requirement_lines=reqs)
+        data["python_requires"] = f"=={python}.*"
+        _manifest.write(tmp, data)
+        if inputs is not None:
+            _check(tmp, inputs, expected)
+        _move_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _data_modules(cap: Capture) -> set[str]:
+    out = set()
+    if cap.arrays:
+        out.add("numpy")
+    if cap.frames:
+        out.update({"pandas", "numpy"})
+    return out
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:10]}"
+    os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+_CHECK_SCRIPT = r"""
+import json, pickle, sys
+import workbench
+from workbench.bundle.compare import difference
+inputs, expected = pickle.load(open(sys.argv[2], "rb"))
+pl = workbench.load(sys.argv[1])
+report = []
+for i, (x, want) in enumerate(zip(inputs, expected)):
+    try:
+        got = pl.infer_apply(x)
+    except Exception as exc:
+        report.append({"input": i, "problem": f"raised {type(exc).__name__}: {exc}"})
+        continue
+    problem = difference(want, got)
+    if problem:
+        report.append({"input": i, "problem": problem})
+json.dump(report, open(sys.argv[3], "w"))
+"""
+
+
+def _check(bundle: Path, inputs: list[Any], expected: list[Any]) -> None:
+    """Load ``bundle`` in a fresh interpreter and compare ``infer_apply`` outputs exactly."""
+    import cloudpickle
+
+    with tempfile.TemporaryDirectory(prefix="workbench-check-") as work:
+        payload = Path(work) / "payload.pkl"
+        report_path = Path(work) / "report.json"
+        try:
+            payload.write_bytes(cloudpickle.dumps((inputs, expected)))
+        except Exception as exc:
+            raise BundleError(f"check: the inputs or live outputs cannot be sent to the checking process ({exc})") from exc
+        proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT, str(bundle.resolve()), str(payload), str(report_path)],
+                              cwd=work, capture_output=True, text=True)
+        if proc.returncode != 0 or not report_path.exists():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise CheckError(f"check: the bundle failed to load or run in a fresh interpreter:\n{tail}")
+        import json
+
+        report = json.loads(report_path.read_text())
+    if report:
+        lines = [f"input {r['input']} ({_short(inputs[r['input']])}): {r['problem']}" for r in report]
+        raise CheckError("check: the reloaded bundle differs from the live pipeline:\n  " + "\n  ".join(lines))
+
+
+def _short(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
