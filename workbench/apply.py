@@ -23,7 +23,7 @@ import torch
 
 from .collate import _DEVICE, collate, device_scope, to_device, uncollate
 from .mode import _MODE
-from .pipeline import FORWARD, POSTPROCESS, Transform, refresh_note
+from .pipeline import FORWARD, POSTPROCESS, Compose, Transform, _annotate, refresh_note
 
 __all__ = ["infer_apply", "eval_apply", "train_apply", "ApplyIterator"]
 
@@ -93,6 +93,9 @@ class ApplyIterator:
         self._pre = pre._wb_callable() if pre is not None else None
         self._fwd = fwd._wb_callable() if fwd is not None else None
         self._post = post._wb_callable() if post is not None else None
+        # The per-item stages, called step-direct in this process (see _step_of).
+        self._pre_step, self._pre_node = _step_of(pre)
+        self._post_step, self._post_node = _step_of(post)
         self.mode, self.grad = mode, grad
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         options = dict(loader_options)
@@ -152,9 +155,23 @@ class ApplyIterator:
         dataset = _PreprocessDataset(self.xs, self._pre, self.mode)
         join = collate if self.batched else list
         if self.num_workers == 0 and not self._loader_options:
+            # What dataset[i] does, inlined: this loop's cost is paid on every item.
+            xs, pre, node = self.xs, self._pre_step, self._pre_node
             for indices in index_batches:
                 with _Scope(self.mode, self.grad, None):
-                    joined = join([dataset[i] for i in indices])
+                    if pre is None:
+                        items = [xs[i] for i in indices]
+                    else:
+                        items = []
+                        append = items.append
+                        for i in indices:
+                            x = xs[i]
+                            try:
+                                append(pre(x))
+                            except Exception as exc:
+                                _step_failed(exc, node, f"item {i}")
+                                raise
+                    joined = join(items)
                 yield joined
             return
         loader = torch.utils.data.DataLoader(
@@ -199,15 +216,16 @@ class ApplyIterator:
             if len(items) != len(indices):
                 raise ValueError(f"unbatch produced {len(items)} items from a batch of {len(indices)}: the "
                                  "forward stage must keep the batch dimension first")
-            post = self._post
+            post, node = self._post_step, self._post_node
             if post is None:
                 return items
             out = []
+            append = out.append
             for i, item in zip(indices, items):
                 try:
-                    out.append(post(item))
+                    append(post(item))
                 except Exception as exc:
-                    _mark_item(exc, f"item {i}")
+                    _step_failed(exc, node, f"item {i}")
                     raise
             return out
 
@@ -273,6 +291,26 @@ def _target_device(pipeline: Transform) -> torch.device | None:
         if tensor is not None and tensor.device.type != "cpu":
             return tensor.device
     return None
+
+
+def _step_of(stage: Transform | None) -> tuple[Callable[[Any], Any] | None, Compose | None]:
+    """A per-item stage as (callable, node to annotate errors with).
+
+    A stage of one step is ``Compose([step])`` (it keeps the step's position for error notes);
+    calling the step directly saves a frame per item, and ``_step_failed`` adds the note the
+    ``Compose`` would have added.
+    """
+    if stage is None:
+        return None, None
+    if type(stage) is Compose and len(stage._children) == 1:
+        return stage._children[0]._wb_callable(), stage
+    return stage._wb_callable(), None
+
+
+def _step_failed(exc: BaseException, node: Compose | None, item: str) -> None:
+    if node is not None:
+        _annotate(exc, node, 0)
+    _mark_item(exc, item)
 
 
 def _mark_item(exc: BaseException, item: str) -> None:
