@@ -29,6 +29,7 @@ from .same import same
 from .transform import FunctionTransform, transform
 from .attribution import confusion_matrix, explain, hard_examples
 from .inspector import inspect, trace
+from .bundle import load, save
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,8 @@ __all__ = [
     "confusion_matrix",
     "trace",
     "inspect",
+    "save",
+    "load",
 ]
 
 
