@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The JupyterLab extension: built into workbench/labextension and linked into the venv's share/jupyter.
+EXT := extension
+EXT_STAMP := $(VENV)/.labextension
+EXT_SOURCES := $(wildcard $(EXT)/src/*.ts $(EXT)/style/*) $(EXT)/package.json $(EXT)/tsconfig.json
+LABEXTENSIONS := $(VENV)/share/jupyter/labextensions
 
-.PHONY: install demo test test-py test-notebooks lab bench clean
+.PHONY: install demo test test-py test-notebooks test-extension lab bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(EXT_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,15 +20,32 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+$(EXT)/node_modules/.package-lock.json: $(EXT)/package-lock.json $(EXT)/package.json
+	cd $(EXT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(EXT_STAMP): $(STAMP) $(EXT)/node_modules/.package-lock.json $(EXT_SOURCES)
+	cd $(EXT) && PATH="$(CURDIR)/$(BIN):$$PATH" npm run --silent build:prod
+	mkdir -p $(LABEXTENSIONS)
+	if [ -d $(LABEXTENSIONS)/workbench-jupyterlab ] && [ ! -L $(LABEXTENSIONS)/workbench-jupyterlab ]; then \
+		rm -rf $(LABEXTENSIONS)/workbench-jupyterlab; fi
+	ln -sfn "$(CURDIR)/workbench/labextension" $(LABEXTENSIONS)/workbench-jupyterlab
+	touch $(EXT_STAMP)
+
 demo: install
 	$(BIN)/python -m workbench.demo notebooks/quickstart.ipynb
 
 test: install
+	cd $(EXT) && npx --no-install jest --silent
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
 
 lab: install
 	$(BIN)/jupyter lab notebooks
+
+test-extension: install
+	cd $(EXT) && npx --no-install jest
+	$(BIN)/python -m pytest tests/extension
 
 bench: install
 	$(BIN)/python benchmarks/overhead.py

@@ -78,6 +78,11 @@ def unload_ipython_extension(ip):  # noqa: ANN001
     unload(ip)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension lives (read by ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "workbench-jupyterlab"}]
+
+
 from .notebook import activate_if_in_ipython as _activate_if_in_ipython  # noqa: E402
 
 _activate_if_in_ipython()
