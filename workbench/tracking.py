@@ -42,6 +42,8 @@ __all__ = [
     "cell_for_filename",
     "cell_for_code",
     "cell_for_class",
+    "class_body_code",
+    "untracked_reason",
     "cells",
     "is_active",
     "install",
@@ -395,6 +397,35 @@ def cell_for_class(cls: type) -> CellSource | None:
     """
     tracker = _active()
     return tracker.for_class(cls) if tracker is not None else None
+
+
+def class_body_code(cls: type) -> types.CodeType | None:
+    """The code object of the ``class`` statement body that created ``cls``, when it was traced.
+
+    Its ``co_firstlineno`` is the line of that statement (or its first decorator) in
+    ``cell_for_class(cls).transformed``: it tells apart two classes of the same name in one cell.
+    """
+    tracker = _active()
+    if tracker is None:
+        return None
+    base = cls.__dict__.get("_wb_base")
+    return tracker.class_bodies.get(base if isinstance(base, type) else cls)
+
+
+def untracked_reason(cls: type) -> str | None:
+    """Why no cell is known for a notebook class (for error messages); ``None`` when one is known.
+
+    >>> untracked_reason(int) is None   # not a notebook class
+    True
+    """
+    if getattr(cls, "__module__", None) != "__main__" or _active() is None or cell_for_class(cls) is not None:
+        return None
+    return (
+        f"class {cls.__qualname__} was not created by a class statement in a cell executed while workbench "
+        "cell tracking was on (it ran before `import workbench` / `%load_ext workbench`, or was made by "
+        "type(), make_dataclass() or dataclass(slots=True)), and no method defined in its body names its cell; "
+        "re-run the cell that defines it"
+    )
 
 
 def cells() -> list[CellSource]:
