@@ -954,12 +954,21 @@ class Capture:
         lines = []
         for value in vars(cls).values():
             fn = _function_of(value)
-            if fn is not None and fn.__qualname__.startswith(cls.__qualname__ + "."):
+            # only methods compiled from this source (dataclass-generated ones come from elsewhere)
+            if fn is not None and fn.__qualname__.startswith(cls.__qualname__ + ".") \
+                    and fn.__code__.co_filename == source.filename:
                 lines.append(fn.__code__.co_firstlineno)
         if lines:
             candidates = [n for n in candidates if all(_first_line(n) <= ln <= n.end_lineno for ln in lines)]
+        from .. import tracking  # notebook tracking: the exact class statement, when it was traced
+
+        body = tracking.class_body_code(cls)
+        if body is not None and body.co_filename == source.filename:
+            candidates = [n for n in candidates if _first_line(n) == body.co_firstlineno]
         if not candidates:
-            self._fail(cls, f"its definition was not found in {describe_origin(source.origin)}")
+            reason = tracking.untracked_reason(cls)
+            self._fail(cls, f"its definition was not found in {describe_origin(source.origin)}"
+                            + (f"; {reason}" if reason else ""))
         return source, candidates[-1]
 
     def _define_class(self, cls: type, name: str) -> None:
