@@ -988,7 +988,9 @@ class Capture:
                 if target is not None and namespace.get(target) is _transform:
                     continue
                 kept.append(dec)
+            # methods compiled from this class statement (not e.g. dataclass-generated __repr__ wrappers)
             freevars = sorted({v for value in vars(cls).values() if (f := _function_of(value)) is not None
+                               and f.__code__.co_filename == source.filename
                                for v in f.__code__.co_freevars} - {"__class__"})
             if freevars:
                 self._fail(cls, f"it is defined inside a function and closes over {', '.join(freevars)} "
