@@ -33,7 +33,7 @@ $(EXT_STAMP): $(STAMP) $(EXT)/node_modules/.package-lock.json $(EXT_SOURCES)
 	touch $(EXT_STAMP)
 
 demo: install
-	$(BIN)/python -m workbench.demo notebooks/quickstart.ipynb
+	$(BIN)/python notebooks/run.py notebooks/quickstart.ipynb
 
 test: install
 	cd $(EXT) && npx --no-install jest --silent
