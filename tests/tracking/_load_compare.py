@@ -63,11 +63,11 @@ def same(a: Any, b: Any, path: str = "output") -> str | None:
 
 
 def check(case: dict[str, str]) -> dict[str, Any]:
-    import workbench.bundle
+    import workbench
 
     with open(case["expected"], "rb") as f:
         expected = pickle.load(f)
-    pipeline = workbench.bundle.load(case["bundle"])
+    pipeline = workbench.load(case["bundle"])
     for i, (x, want) in enumerate(zip(expected["inputs"], expected["outputs"])):
         got = pipeline.infer_apply(x)
         why = same(got, want, f"output for input {i}")
@@ -93,7 +93,7 @@ def main() -> None:
     import pandas  # noqa: F401
     import torch  # noqa: F401
 
-    import workbench.bundle  # noqa: F401
+    import workbench  # noqa: F401
 
     for case in cases:
         read, write = os.pipe()

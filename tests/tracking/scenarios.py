@@ -13,7 +13,7 @@ import functools, json, os, pickle
 import numpy as np
 import pandas as pd
 import torch
-import workbench, workbench.bundle
+import workbench
 from workbench import transform, batch, unbatch
 CASES = {}
 """

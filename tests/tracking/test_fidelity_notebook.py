@@ -19,7 +19,7 @@ for _name, (_pl, _inputs) in CASES.items():
     with open(os.path.join(OUT, _name + '.pkl'), 'wb') as _f:
         pickle.dump({'inputs': _inputs, 'outputs': _outputs}, _f)
     try:
-        workbench.bundle.save(_pl, os.path.join(OUT, _name + '.wb'))
+        workbench.save(_pl, os.path.join(OUT, _name + '.wb'))
         SAVED[_name] = 'ok'
     except Exception as _e:
         SAVED[_name] = f'{type(_e).__name__}: {_e}'
