@@ -227,7 +227,7 @@ def plot_hard_examples(pipeline: Transform, inputs: Any, examples: "pandas.DataF
     lines = -(-count // columns)
     fig = _figure(2.6 * columns, 2.6 * lines)
     axes = np.atleast_1d(fig.subplots(lines, columns, squeeze=False)).reshape(-1)
-    for ax, (_, row) in zip(axes, rows.iterrows()):
+    for ax, row in zip(axes, rows.to_dict("records")):
         e = explain(pipeline, inputs[int(row["index"])], method=method, **options)
         if attribution_kind(e, shape) == "image":
             draw_overlay(ax, None, e, shape=shape, colorbar=False)
@@ -235,7 +235,7 @@ def plot_hard_examples(pipeline: Transform, inputs: Any, examples: "pandas.DataF
             scores = _numpy(e.scores).reshape(-1)
             ax.bar(np.arange(len(scores)), scores, color=np.where(scores >= 0, "tab:red", "tab:blue"))
             ax.set_xticks([])
-        ax.set_title(f"#{int(row['index'])}: target {row['target']}, pred {row['prediction']}\n"
+        ax.set_title(f"#{int(row['index'])}: target {int(row['target'])}, pred {int(row['prediction'])}\n"
                      f"loss {row['loss']:.2f}", fontsize=8)
     for ax in axes[count:]:
         ax.set_axis_off()

@@ -1,7 +1,8 @@
 """Drawing attributions and debugging tables with matplotlib; every function returns a ``Figure``.
 
-Figures are built without pyplot, so returning one from a notebook cell shows it once and nothing
-piles up in pyplot's figure registry. Attributions are drawn on a symmetric colour scale centred on
+Figures are built without pyplot, so nothing piles up in pyplot's figure registry, and they carry
+their own PNG representation, so returning one from a notebook cell shows it (once) whatever the
+matplotlib backend. Attributions are drawn on a symmetric colour scale centred on
 zero (red: evidence for the target, blue: against); an all-zero attribution draws as neutral
 colour, never a division by zero.
 
@@ -28,9 +29,28 @@ CMAP = "RdBu_r"
 
 
 def _figure(width: float, height: float) -> "Figure":
-    from matplotlib.figure import Figure
+    return _display_figure_class()(figsize=(width, height), layout="constrained")
 
-    return Figure(figsize=(width, height), layout="constrained")
+
+_DISPLAY_FIGURE: type | None = None
+
+
+def _display_figure_class() -> type:
+    """A ``Figure`` subclass that Jupyter shows as a PNG even when pyplot was never imported."""
+    global _DISPLAY_FIGURE
+    if _DISPLAY_FIGURE is None:
+        from matplotlib.figure import Figure
+
+        class AttributionFigure(Figure):
+            def _repr_png_(self) -> bytes:
+                import io
+
+                buffer = io.BytesIO()
+                self.savefig(buffer, format="png", dpi=100)
+                return buffer.getvalue()
+
+        _DISPLAY_FIGURE = AttributionFigure
+    return _DISPLAY_FIGURE
 
 
 def _scale(values: np.ndarray) -> float:
@@ -216,6 +236,8 @@ def _title(e: "Explanation") -> str:
         parts.append(f"predicted {e.prediction}")
     if e.delta is not None:
         parts.append(f"delta {e.delta:.2g}")
+    if not bool(e.scores.any()):
+        parts.append("all attributions zero")
     return ", ".join(parts)
 
 
