@@ -81,15 +81,20 @@ def source_for_class(cls: type) -> Source | None:
         cell = tracking.cell_for_class(cls)
         if cell is not None:
             return _from_cell(cell)
+    module = sys.modules.get(cls.__module__)
+    filename = getattr(module, "__file__", None)
+    if filename:
+        found = _lookup(filename)
+        if found is not None:
+            return found
     for value in vars(cls).values():
         fn = _function_of(value)
-        if fn is not None and fn.__qualname__.startswith(cls.__qualname__ + "."):
+        if fn is not None and fn.__qualname__.startswith(cls.__qualname__ + ".") \
+                and not fn.__code__.co_filename.startswith("<string"):
             found = _lookup(fn.__code__.co_filename)
             if found is not None:
                 return found
-    module = sys.modules.get(cls.__module__)
-    filename = getattr(module, "__file__", None)
-    return _lookup(filename) if filename else None
+    return None
 
 
 def _function_of(value: Any) -> Any:
