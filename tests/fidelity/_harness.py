@@ -3,8 +3,8 @@
 Saving: one interpreter runs every scenario script in turn with ``runpy.run_path(..., "__main__")``
 (a real file, its own ``__main__`` namespace, its directory on ``sys.path`` for local modules); the
 appended footer saves the bundle and records the live ``infer_apply`` and ``eval_apply`` outputs.
-Loading: every bundle is loaded in its own fresh interpreter, started in an empty directory so
-that local modules next to the script cannot be imported, and compared exactly.
+Loading: a fresh interpreter started in an empty directory (so local modules next to the scripts
+cannot be imported) forks one child per bundle, which loads it and compares exactly.
 """
 
 from __future__ import annotations
@@ -46,25 +46,49 @@ for name in sys.argv[2:]:
 (root / "status.json").write_text(json.dumps(status))
 """
 
-LOAD_ONE = r"""
-import json, sys, torch, workbench
+LOAD_ALL = r"""
+import json, os, sys
+import torch, workbench
 from workbench.bundle.compare import difference
-d = sys.argv[1]
-live_infer, live_eval = torch.load(d + "/live.pt", weights_only=False)
-inputs = json.load(open(d + "/inputs.json")) if False else None
-pl = workbench.load(d + "/bundle")
-import runpy
-ns = {}
-exec(open(d + "/inputs.py").read(), ns)
-INPUTS = ns["INPUTS"]
-problems = []
-for i, (x, want) in enumerate(zip(INPUTS, live_infer)):
-    p = difference(want, pl.infer_apply(x), f"infer_apply(INPUTS[{i}])")
-    if p: problems.append(p)
-got = list(pl.eval_apply(INPUTS, batch_size=int(sys.argv[2])))
-p = difference(live_eval, got, "eval_apply(INPUTS)")
-if p: problems.append(p)
-print(json.dumps(problems))
+
+def check(d, batch_size):
+    live_infer, live_eval = torch.load(d + "/live.pt", weights_only=False)
+    pl = workbench.load(d + "/bundle")
+    ns = {}
+    exec(open(d + "/inputs.py").read(), ns)
+    inputs = ns["INPUTS"]
+    problems = []
+    for i, (x, want) in enumerate(zip(inputs, live_infer)):
+        p = difference(want, pl.infer_apply(x), f"infer_apply(INPUTS[{i}])")
+        if p:
+            problems.append(p)
+    p = difference(live_eval, list(pl.eval_apply(inputs, batch_size=batch_size)), "eval_apply(INPUTS)")
+    if p:
+        problems.append(p)
+    return problems
+
+results = {}
+for arg in sys.argv[1:]:
+    d, batch_size = arg.rsplit("::", 1)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a child per bundle: nothing of one scenario is visible to the next
+        os.close(r)
+        try:
+            out = check(d, int(batch_size))
+        except BaseException as exc:
+            import traceback
+            out = ["loading failed:\n" + "".join(traceback.format_exception(exc))[-3000:]]
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    results[d] = json.loads(data or b'["the loading process died"]')
+print(json.dumps(results))
 """
 
 
@@ -90,11 +114,18 @@ def save_all(root: Path, scenarios: list[Scenario] = SCENARIOS) -> dict[str, str
     return json.loads((root / "status.json").read_text())
 
 
-def load_and_compare(scenario_dir: Path, batch_size: int, workdir: Path) -> list[str]:
-    """Problems found when a fresh interpreter loads the bundle (empty list: exact match)."""
+def load_all(root: Path, scenarios: list[Scenario], workdir: Path) -> dict[str, list[str]]:
+    """Problems per scenario when its bundle is loaded away from the script (empty list: exact match).
+
+    One interpreter is started in an empty directory and imports only torch and workbench; each
+    bundle is then loaded in a child forked from it, so no scenario's code exists in another's
+    loader and none of the saving process's state exists in any of them.
+    """
     workdir.mkdir(exist_ok=True)
-    proc = subprocess.run([sys.executable, "-c", LOAD_ONE, str(scenario_dir), str(batch_size)],
-                          cwd=workdir, capture_output=True, text=True, timeout=300)
+    args = [f"{root / s.name}::{s.batch_size}" for s in scenarios]
+    proc = subprocess.run([sys.executable, "-c", LOAD_ALL] + args, cwd=workdir, capture_output=True, text=True,
+                          timeout=600)
     if proc.returncode != 0:
-        return [f"loading failed:\n{proc.stderr[-3000:]}"]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"the loading interpreter failed:\n{proc.stderr[-3000:]}")
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {s.name: results[str(root / s.name)] for s in scenarios}
