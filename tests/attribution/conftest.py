@@ -11,6 +11,15 @@ from workbench import batch, transform
 FLIPPED = 90  # training labels changed on purpose
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """These models are tiny: one intra-op thread is fastest, and far faster on a busy shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _seed() -> None:
     torch.manual_seed(0)
     np.random.seed(0)
@@ -31,7 +40,7 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def digits_pipeline(digits):
+def digits_pipeline(digits, _one_thread):
     """An MLP trained (full batch, 300 steps) on the digits with the flipped labels."""
     _seed()
     x, _, noisy, _ = digits

@@ -274,3 +274,25 @@ def test_target_accepts_numpy_and_tensor_integers():
     pl, _ = linear_pipeline()
     assert explain(pl, [1.0] * 5, method="saliency", target=np.int64(2)).target == 2
     assert explain(pl, [1.0] * 5, method="saliency", target=torch.tensor(1)).target == 1
+
+
+def test_a_tuple_forward_input_gets_one_attribution_per_part():
+    torch.manual_seed(0)
+
+    class TwoInputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)
+
+        def forward(self, x, y):
+            return self.a(x) + self.b(y)
+
+    model = transform(TwoInputs())
+    pl = transform(lambda v: (torch.tensor(v[:3]), torch.tensor(v[3:]))) >> batch >> model
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    e = explain(pl, values, target=1)
+    first, second = e.attributions
+    torch.testing.assert_close(first, model.a.weight[1].detach() * torch.tensor(values[:3]))
+    torch.testing.assert_close(second, model.b.weight[1].detach() * torch.tensor(values[3:]))
+    assert isinstance(e.input, tuple) and e.input[1].shape == (2,)
+    assert e.plot().axes  # draws the first part
