@@ -12,8 +12,8 @@ given: score a training or validation set together with the suspects. Softmax- a
 scores (``ood="energy"``: ``-logsumexp(logits)``, Liu et al. 2020; ``ood="max_softmax"``:
 ``1 - max probability``) are available but fail exactly where debugging needs them: ReLU networks
 give inputs far from the data (noise, saturated images) large logits and confident softmaxes, so
-those inputs score no better than chance (planted noise and blank images among digits: AUROC 0.47
-for energy, 0.58 for max-softmax, 0.94 for Mahalanobis; see docs/attribution.md).
+those inputs score no better than chance (planted noise and blank images among digits: AUROC 0.49
+for energy, 0.61 for max-softmax, 0.94 for Mahalanobis; see docs/attribution.md).
 
 >>> table = hard_examples(pl, images, labels, k=10)              # doctest: +SKIP
 >>> table.columns.tolist()                                       # doctest: +SKIP
