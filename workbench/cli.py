@@ -4,12 +4,15 @@ Each subcommand is a function that adds its parser to :data:`COMMANDS`-driven se
 returning an exit code, so new subcommands slot in by adding one ``_add_<name>`` function to
 ``COMMANDS``.
 
-Exit codes (all subcommands):
+Exit codes (all subcommands; also in ``workbench --help`` and docs/cli.md):
 
 - ``0`` success;
-- ``1`` the command ran but failed: e.g. the bundle is missing, is not a bundle, or has a missing,
-  truncated, edited or unexpected file (the message on stderr names it);
-- ``2`` the command line is wrong (unknown subcommand or option; from argparse).
+- ``1`` the work failed: a notebook cell raised, the pipeline name is missing, saving or its check
+  failed, the bundle's code failed to load, the pipeline raised on an input;
+- ``2`` usage error: a wrong command line (from argparse), a notebook or input file that does not
+  exist, an input that is not valid JSON, an output path that exists without ``--overwrite``;
+- ``3`` invalid bundle: no bundle at the path, or a missing, truncated, edited or unexpected file
+  (the message on stderr names it).
 
 >>> main(["info", "model.wb"])  # doctest: +SKIP
 0
@@ -22,11 +25,20 @@ import json
 import sys
 from typing import Any, Callable, Sequence
 
-__all__ = ["main", "build_parser", "COMMANDS", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["main", "build_parser", "COMMANDS", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_BUNDLE"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_BUNDLE = 3
+
+EXIT_CODES = """exit codes:
+  0  success
+  1  the work failed: a notebook cell raised, the pipeline name is missing, saving or its
+     check failed, the bundle's code failed to load, the pipeline raised on an input
+  2  usage error: bad command line, a notebook or input file that does not exist, an input
+     that is not valid JSON, an output path that exists without --overwrite
+  3  invalid bundle: no bundle at the path, or a missing, truncated, edited or unexpected file"""
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -35,7 +47,8 @@ def _add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="show a bundle's manifest, structure and source without executing it",
                        description="Show a bundle's manifest, pipeline structure, definitions (with where each "
                                    "came from), requirements, files and source. Nothing from the bundle is "
-                                   "imported or executed; every file's hash is checked.")
+                                   "imported or executed; every file's hash is checked.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="path of the bundle directory")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON instead")
     p.add_argument("--no-source", action="store_true", help="leave out the source")
@@ -56,23 +69,232 @@ def _run_info(args: argparse.Namespace) -> int:
         text, problem = render_info(args.bundle, show_source=not args.no_source)
     except IntegrityError as exc:
         print(f"workbench info: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BUNDLE
     sys.stdout.write(text)
     if problem:
         print(f"workbench info: {problem}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BUNDLE
     return EXIT_OK
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_info]
+# --- export -------------------------------------------------------------------------------------
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="run a notebook headless and save one of its pipelines as a bundle",
+        description=_paragraph(
+            "Run NOTEBOOK from top to bottom in a fresh Jupyter kernel (in the notebook's directory, with cell "
+            "tracking on; the notebook file is not modified), then save pipeline NAME from that kernel as a "
+            "bundle at PATH. NAME is a pipeline registered with %%pipeline NAME, else a notebook variable "
+            "holding a workbench pipeline. Progress goes to stderr, the bundle's path to stdout. Nothing is "
+            "written when a cell fails, NAME is missing, saving is refused or the check fails."
+        ),
+        epilog=_paragraph(
+            "check inputs: --check-inputs EXPR is evaluated in the kernel after the notebook ran and gives a "
+            "list of example inputs; without it, --check uses the --check EXPR of the %%pipeline NAME cell. "
+            "The bundle is loaded in a fresh process on those inputs and must give the same outputs."
+        ) + "\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file to run")
+    parser.add_argument("--pipeline", "-p", metavar="NAME", required=True, help="the pipeline to save")
+    parser.add_argument("--out", "-o", metavar="PATH", required=True, help="where to write the bundle directory")
+    parser.add_argument("--check", action="store_true",
+                        help="re-run the saved bundle in a fresh process on example inputs and compare")
+    parser.add_argument("--check-inputs", metavar="EXPR", default=None,
+                        help="a Python expression, evaluated in the kernel, giving the list of check inputs "
+                             "(implies --check)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle (and --executed file)")
+    parser.add_argument("--timeout", metavar="S", type=_positive_float, default=None,
+                        help="stop a cell that runs longer than S seconds (default: no limit)")
+    parser.add_argument("--executed", metavar="FILE", default=None,
+                        help="also write the executed notebook, with its outputs, to FILE (on success)")
+    parser.add_argument("--kernel", metavar="NAME", default="python3",
+                        help="the Jupyter kernel to run it in (default: python3)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import ExportError, NotebookFailed, export_notebook
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        result = export_notebook(
+            args.notebook, args.pipeline, args.out, overwrite=args.overwrite, check=args.check,
+            check_inputs=args.check_inputs, timeout=args.timeout, executed=args.executed,
+            kernel_name=args.kernel, progress=None if args.quiet else progress,
+        )
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        return _fail("export", str(exc), EXIT_USAGE)
+    except ExportError as exc:
+        detail = getattr(exc, "traceback", "")
+        if isinstance(exc, NotebookFailed) and detail:
+            print(detail.rstrip(), file=sys.stderr)
+        return _fail("export", f"{exc}; nothing was written", EXIT_FAILED)
+    checked = f", checked on {result.checked} input{'s' * (result.checked != 1)}" if result.checked else ""
+    if not args.quiet:
+        print(f"saved {result.name!r} ({result.found_in}) after {result.cells} cells in {result.seconds:.1f} s"
+              f"{checked}", file=sys.stderr)
+    print(result.path)
+    return EXIT_OK
+
+
+def _paragraph(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=92)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+# --- predict ------------------------------------------------------------------------------------
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "predict",
+        help="run a bundle on JSON inputs and print its outputs as JSON lines",
+        description=_paragraph(
+            "Load BUNDLE (this runs its source: use 'workbench info' first for bundles you do not trust) and "
+            "run it on each INPUT, a JSON value, or on each line of a JSON-lines file. Prints one JSON line per "
+            "input on stdout, in order; anything the pipeline prints goes to stderr. Inputs reach the pipeline "
+            "as decoded JSON (lists, dicts, numbers, strings), or as tensors/arrays with --as."
+        ),
+        epilog=_paragraph(
+            "outputs: tensors and numpy arrays become nested lists (0-d: a number), tuples lists, named tuples "
+            "and dataclasses objects, dicts objects. NaN and infinities, which JSON lacks, are written per "
+            "--non-finite: as the strings \"NaN\", \"Infinity\", \"-Infinity\" (default), as null, or refused. "
+            "Inputs may use the literals NaN, Infinity and -Infinity. All inputs are read and checked before "
+            "the bundle runs, and nothing is printed unless every input succeeds."
+        ) + "\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # INPUTs may come before, between or after the options: parse them intermixed.
+    parser.__class__ = _IntermixedParser
+    parser.add_argument("bundle", metavar="BUNDLE", help="a bundle directory written by workbench.save or export")
+    parser.add_argument("inputs", metavar="INPUT", nargs="*", help="a JSON value, e.g. '[1, 2]' or '\"text\"'")
+    parser.add_argument("--file", "-f", metavar="F", default=None,
+                        help="read inputs from a JSON-lines file, one value per line ('-': stdin)")
+    parser.add_argument("--batch-size", "-b", metavar="N", type=_positive_int, default=None,
+                        help="run in batches of N with eval_apply (default: infer_apply, one input at a time)")
+    parser.add_argument("--as", dest="as_type", choices=("json", "tensor", "numpy"), default="json",
+                        help="hand inputs to the pipeline as decoded JSON (default), torch tensors or numpy arrays")
+    parser.add_argument("--dtype", metavar="DTYPE", default=None,
+                        help="element type for --as tensor/numpy, e.g. float32")
+    parser.add_argument("--non-finite", choices=("string", "null", "error"), default="string",
+                        help="how NaN/Infinity outputs are written (default: string)")
+    parser.set_defaults(handler=_run_predict)
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Positionals and options in any order (``predict B --non-finite null '[0, 1]'``)."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from .predict import EncodeError, InputError, convert_inputs, parse_inputs, predict, read_json_lines, to_json
+
+    if args.file is not None and args.inputs:
+        return _fail("predict", "give inputs either as arguments or with --file, not both", EXIT_USAGE)
+    if args.file is None and not args.inputs:
+        return _fail("predict", "no inputs: give JSON values as arguments, or --file F (- for stdin)", EXIT_USAGE)
+    from .bundle import BundleError, load
+    from .bundle import manifest as _manifest
+
+    try:
+        _manifest.read(args.bundle)  # no bundle there: say so before reading any input
+    except BundleError as exc:
+        return _fail("predict", str(exc), EXIT_BUNDLE)
+    try:
+        values = read_json_lines(args.file) if args.file is not None else parse_inputs(args.inputs, where="input")
+        values = convert_inputs(values, args.as_type, args.dtype)
+    except InputError as exc:
+        return _fail("predict", str(exc), EXIT_USAGE)
+
+    lines: list[str] = []
+    # stdout carries only the JSON lines: whatever the bundle's code prints goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            pipeline = load(args.bundle)
+        except BundleError as exc:
+            return _fail("predict", str(exc), EXIT_BUNDLE)
+        except Exception as exc:
+            return _fail("predict", f"loading bundle {args.bundle} failed: {_describe(exc)}", EXIT_FAILED)
+        outputs = predict(pipeline, values, batch_size=args.batch_size)
+        index = 0
+        try:
+            for index, output in enumerate(outputs, 1):
+                lines.append(to_json(output, args.non_finite))
+        except EncodeError as exc:
+            return _fail("predict", f"the output for input {index} cannot be written as JSON: {exc}", EXIT_FAILED)
+        except Exception as exc:
+            where = f"input {index + 1}" if args.batch_size is None else "a batch"
+            return _fail("predict", f"the pipeline failed on {where}: {_describe(exc)}", EXIT_FAILED)
+    if len(lines) != len(values):
+        return _fail("predict", f"the pipeline gave {len(lines)} outputs for {len(values)} inputs", EXIT_FAILED)
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    print(f"workbench {command}: {message}", file=sys.stderr)
+    return code
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    for note in getattr(exc, "__notes__", ()):
+        text += f" ({note})"
+    return text
+
+
+COMMANDS: list[Callable[[Any], None]] = [_add_info, _add_export, _add_predict]
 """Functions adding one subcommand each to the subparsers (they set ``handler`` on their parser)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
-        description="Work with workbench pipeline bundles.",
-        epilog="exit codes: 0 success, 1 the command failed (message on stderr), 2 bad command line",
+        description="Work with workbench pipelines: export a notebook's pipeline as a bundle, look inside "
+                    "a bundle without running it, run a bundle on JSON inputs.",
+        epilog=EXIT_CODES + "\n\nrun 'workbench COMMAND --help' for a command's options",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

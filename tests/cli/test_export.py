@@ -1,0 +1,128 @@
+"""``workbench export``: notebooks run by the console script in a real kernel, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from ._cli import REPO, run_cli
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    cells = [new_markdown_cell("# A notebook")]
+    cells += [new_code_cell(source) for source in sources]
+    nbformat.write(new_notebook(cells=cells), str(path))
+    return path
+
+
+def test_a_failing_cell_stops_the_export_names_the_cell_and_writes_nothing(tmp_path):
+    notebook = _notebook(
+        tmp_path / "broken.ipynb",
+        "from workbench import transform\nscale = transform(lambda x: x * 2)",
+        "",
+        "limit = 3\nvalues = [1, 2]\nvalues[limit]",
+        "never = transform(lambda x: x)",
+    )
+    before = notebook.read_bytes()
+    out = tmp_path / "broken.wb"
+    executed = tmp_path / "broken.executed.ipynb"
+    result = run_cli("export", notebook, "--pipeline", "scale", "--out", out, "--executed", executed)
+    assert result.returncode == 1, result.stderr
+    # progress names each code cell as it starts; the empty cell is skipped, the last never runs
+    assert "[1/3] cell 2: from workbench import transform" in result.stderr
+    assert "[2/3] cell 4: limit = 3" in result.stderr
+    assert "cell 5" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "cell 4 ('limit = 3') failed: IndexError: list index out of range" in last
+    assert last.startswith("workbench export: ")
+    assert result.stdout == ""
+    assert not out.exists() and not executed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.ipynb"]
+    assert notebook.read_bytes() == before  # the user's notebook is never modified
+
+
+def test_a_missing_name_lists_registered_pipelines_and_pipeline_variables(tmp_path):
+    notebook = _notebook(
+        tmp_path / "names.ipynb",
+        "import torch\nfrom workbench import transform, batch, unbatch",
+        "%%pipeline doubler\ntransform(lambda x: x * 2)",
+        "adder = transform(lambda x: x + 1)\nsteps = 3\nmarker = batch",
+    )
+    out = tmp_path / "missing.wb"
+    result = run_cli("export", notebook, "--pipeline", "steps", "--out", out)
+    assert result.returncode == 1, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "no pipeline named 'steps'" in message and "'steps' is a int" in message
+    assert "registered pipelines: doubler" in message
+    assert "pipeline variables: adder, doubler" in message  # markers such as `batch` are not listed
+    assert not out.exists() and result.stdout == ""
+
+
+def test_usage_errors_are_found_before_any_kernel_starts(tmp_path):
+    missing = run_cli("export", tmp_path / "nope.ipynb", "--pipeline", "p", "--out", tmp_path / "p.wb")
+    assert missing.returncode == 2 and "nope.ipynb' does not exist" in missing.stderr
+    notebook = _notebook(tmp_path / "n.ipynb", "x = 1")
+    (tmp_path / "taken.wb").mkdir()
+    taken = run_cli("export", notebook, "--pipeline", "p", "--out", tmp_path / "taken.wb")
+    assert taken.returncode == 2 and "already exists" in taken.stderr and "--overwrite" in taken.stderr
+    assert "cell" not in taken.stderr  # no cell ran
+    no_out = run_cli("export", notebook, "--pipeline", "p")
+    assert no_out.returncode == 2 and "--out" in no_out.stderr
+
+
+PROBE = '''
+import json as _json
+with open("probe.jsonl", "w") as _f:
+    for _row in X_test:
+        _f.write(_json.dumps(_row.tolist()) + "\\n")
+print("PROBE " + _json.dumps({"labels": y_test.tolist(), "predictions": [int(p) for p in predictions]}))
+'''
+
+
+def _stream_text(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def test_quickstart_exported_then_predicted_in_another_process_matches_the_notebook(tmp_path):
+    """The quickstart notebook, exported by the CLI; predict must reproduce the notebook's own outputs.
+
+    The notebook is copied with one extra cell at the end that writes the test images as JSON lines
+    and prints the notebook's predictions for them; ``--executed`` gives us the outputs of the run
+    the bundle was saved from.
+    """
+    nb = nbformat.read(str(REPO / "notebooks" / "quickstart.ipynb"), as_version=4)
+    nb.cells.append(new_code_cell(PROBE))
+    notebook = tmp_path / "quickstart.ipynb"
+    nbformat.write(nb, str(notebook))
+    out = tmp_path / "digits.wb"
+    executed = tmp_path / "executed.ipynb"
+    result = run_cli("export", notebook, "--pipeline", "classifier", "--out", out, "--executed", executed,
+                     "--check-inputs", "X_test[:3]", "--timeout", "240")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    code_cells = sum(1 for c in nb.cells if c.cell_type == "code")
+    assert f"[1/{code_cells}] cell 2: import numpy as np" in result.stderr
+    assert "checked on 3 inputs" in result.stderr
+    assert (out / "manifest.json").is_file() and (out / "source.py").is_file()
+
+    ran = nbformat.read(str(executed), as_version=4)
+    probe = json.loads(_stream_text(ran.cells[-1]).split("PROBE ", 1)[1])
+    accuracy_line = next(line for cell in ran.cells for line in _stream_text(cell).splitlines()
+                         if line.startswith("accuracy: "))
+
+    # every test image, batched, in a fresh process: the notebook's predictions, the notebook's accuracy
+    batched = run_cli("predict", out, "--file", tmp_path / "probe.jsonl", "--batch-size", "128")
+    assert batched.returncode == 0, batched.stderr
+    labels = [json.loads(line) for line in batched.stdout.splitlines()]
+    assert labels == probe["predictions"]
+    accuracy = sum(p == t for p, t in zip(labels, probe["labels"])) / len(labels)
+    assert accuracy_line == f"accuracy: {accuracy:.3f}"
+
+    # a few images as arguments, one at a time through infer_apply
+    rows = (tmp_path / "probe.jsonl").read_text().splitlines()[:4]
+    single = run_cli("predict", out, *rows)
+    assert single.returncode == 0, single.stderr
+    assert [json.loads(line) for line in single.stdout.splitlines()] == probe["predictions"][:4]
