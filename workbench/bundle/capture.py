@@ -766,7 +766,7 @@ class Capture:
 
     def _define_function(self, fn: types.FunctionType, name: str) -> None:
         code = fn.__code__
-        self._path.append(f"function {fn.__qualname__}")
+        self._path.append(f"function {fn.__qualname__}{_where(fn)}")
         try:
             source, node = self._locate_function(fn)
             line = _first_line(node) if not isinstance(node, ast.Lambda) else node.lineno
@@ -972,7 +972,7 @@ class Capture:
         return source, candidates[-1]
 
     def _define_class(self, cls: type, name: str) -> None:
-        self._path.append(f"class {cls.__qualname__}")
+        self._path.append(f"class {cls.__qualname__} (module {cls.__module__})")
         try:
             source, node = self._locate_class(cls)
             line = _first_line(node)
