@@ -15,10 +15,13 @@ from jupyter_client.manager import start_new_kernel
 
 TARGET = "workbench.pipelines"
 
-SETUP = """
+IMPORTS = """
 import torch, workbench
 from workbench import transform, batch, unbatch
 nn = transform(torch.nn)
+"""
+
+SETUP = """
 to_tensor = transform(lambda x: torch.tensor(x, dtype=torch.float32)) - "to_tensor"
 clf = to_tensor >> batch >> nn.Linear(4, 3) >> unbatch >> transform(torch.argmax) - "argmax"
 """
@@ -78,7 +81,8 @@ def wait_for(kc, comm_id: str, predicate, timeout: float = 60) -> dict[str, Any]
 
 
 def test_kernel_pushes_pipelines_after_each_cell(kernel):
-    execute(kernel, SETUP + "\nimport workbench.comm; workbench.comm.install(get_ipython())")
+    execute(kernel, IMPORTS + "\nimport workbench.comm; workbench.comm.install(get_ipython())")
+    execute(kernel, SETUP)
     comm_id = open_comm(kernel)
     first = wait_for(kernel, comm_id, lambda d: d.get("type") == "pipelines")
     assert first["pipelines"] == []
@@ -106,8 +110,8 @@ def test_kernel_pushes_pipelines_after_each_cell(kernel):
 
 
 def test_refresh_source_and_export_requests(kernel, tmp_path):
-    execute(kernel, SETUP + "\nimport workbench.comm; workbench.comm.install(get_ipython())\n"
-            "workbench.registry.register('clf', clf)")
+    execute(kernel, IMPORTS + "\nimport workbench.comm; workbench.comm.install(get_ipython())")
+    execute(kernel, SETUP + "\nworkbench.registry.register('clf', clf)")
     comm_id = open_comm(kernel)
     wait_for(kernel, comm_id, lambda d: d.get("type") == "pipelines")
 
