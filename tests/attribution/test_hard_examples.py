@@ -94,6 +94,8 @@ def test_the_scoring_pass_is_batched_eval_apply():
     assert [c[0] for c in calls] == [16, 16, 16, 2]
     assert not any(grad for _, _, grad in calls)
     assert len(table) == 50
+    from_generator = hard_examples(pl, (x for x in xs), table.sort_values("index")["target"], ood="energy")
+    pandas.testing.assert_frame_equal(from_generator, table)
 
 
 def test_custom_and_nll_losses():

@@ -83,7 +83,9 @@ def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | Lo
         raise ValueError(f"unknown ood score {ood!r}; choose one of {', '.join(OOD_SCORES)}")
     if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
         raise ValueError(f"k must be a positive integer or None, got {k!r}")
-    targets_t = torch.as_tensor(np.asarray(targets)).long().reshape(-1)
+    if not (hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__")):
+        inputs = list(inputs)
+    targets_t = torch.from_numpy(np.array(targets, dtype=np.int64)).reshape(-1)
     n = len(inputs)
     if len(targets_t) != n:
         raise ValueError(f"hard_examples got {n} inputs and {len(targets_t)} targets; they must pair up")
