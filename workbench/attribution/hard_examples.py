@@ -85,7 +85,10 @@ def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | Lo
         raise ValueError(f"k must be a positive integer or None, got {k!r}")
     if not (hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__")):
         inputs = list(inputs)
-    targets_t = torch.from_numpy(np.array(targets, dtype=np.int64)).reshape(-1)
+    if isinstance(targets, torch.Tensor):
+        targets_t = targets.detach().cpu().long().reshape(-1)
+    else:
+        targets_t = torch.from_numpy(np.array(targets, dtype=np.int64)).reshape(-1)
     n = len(inputs)
     if len(targets_t) != n:
         raise ValueError(f"hard_examples got {n} inputs and {len(targets_t)} targets; they must pair up")
