@@ -58,18 +58,35 @@ def test_summary_matches_the_step_output_for_the_chosen_example():
         assert (s.nan_count, s.inf_count) == ((1, 1) if i == 3 else (0, 0))
 
 
+def panel_titles(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts if t.get_text().startswith("ch ")]
+
+
 def test_feature_map_panels_in_the_figure():
     state = InspectorState(pipeline(), list(range(10)), max_panels=16)
     state.select_step("maps")
     layout = state.image_layout()
     assert layout.shown == 16 and layout.note == "showing 16 of 20 channels"
     fig = state.figure()
-    assert sum(1 for ax in fig.axes if ax.images) == 16
+    assert panel_titles(fig) == [f"ch {c}" for c in range(16)]
+    assert any(ax.get_xlabel() == "showing 16 of 20 channels" for ax in fig.axes)
+    image = next(ax.images[0] for ax in fig.axes if ax.images)
+    assert image.get_array().shape[:2] == (4 * 4 + 3, 4 * 4 + 3)  # a 4x4 grid of 4x4 panels, 1-pixel gaps
     state.set_compare(5)
-    assert sum(1 for ax in state.figure().axes if ax.images) == 32
+    assert len(panel_titles(state.figure())) == 32
     state.set_compare(None)
     state.options.max_panels = 4
-    assert sum(1 for ax in state.figure().axes if ax.images) == 4
+    assert panel_titles(state.figure()) == ["ch 0", "ch 1", "ch 2", "ch 3"]
+
+
+def test_nan_pixels_are_marked_in_the_feature_map_mosaic():
+    from workbench.inspector.views import _mosaic
+
+    panels = [np.array([[0.0, 1.0], [np.nan, 0.5]], dtype=np.float32), np.zeros((2, 2), np.float32)]
+    mosaic, origins = _mosaic(panels)
+    assert mosaic.shape == (2, 5, 4) and origins == [(-0.5, -0.5), (-0.5, 2.5)]
+    assert np.allclose(mosaic[1, 0], (0.84, 0.15, 0.16, 1.0))      # NaN: red
+    assert np.allclose(mosaic[:, 2], 1.0)                          # the gap: white
 
 
 def test_top_k_and_text_views():

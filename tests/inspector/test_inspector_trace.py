@@ -160,7 +160,7 @@ def test_hooks_are_released_when_a_layer_raises():
 
 
 def test_errors_match_infer_apply_and_partial_traces_keep_what_ran():
-    from workbench.inspector.trace import _run
+    from workbench.inspector.tracing import _run
 
     pl = transform(lambda x: x + 1) - "inc" >> (transform(lambda x: x) / transform(lambda x: x)) - "pair"
     with pytest.raises(TypeError, match="2 branches and needs a tuple of 2 values; got int") as traced:

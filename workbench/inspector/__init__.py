@@ -21,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .extensions import View, register_view, registered_views, unregister_view
-from .trace import StepInfo, Trace, TraceRecord, pipeline_steps, trace
+from .tracing import StepInfo, Trace, TraceRecord, pipeline_steps, trace
 
 if TYPE_CHECKING:
     from ..pipeline import Transform

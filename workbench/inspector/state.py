@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from ..pipeline import Transform
 from .summary import ImageLayout, Summary, TopK, image_layout, leaves, summarize, text_of, top_k
-from .trace import Key, StepInfo, Trace, _run, pipeline_steps
+from .tracing import Key, StepInfo, Trace, _run, pipeline_steps
 from .views import Column, ViewOptions, save_png, view_figure
 
 __all__ = ["InspectorState", "DEFAULT_CACHE_SIZE"]

@@ -6,8 +6,8 @@ registered globally, nothing leaks when many are drawn, and any backend works (A
 >>> import torch
 >>> from workbench.inspector.views import view_figure, ViewOptions
 >>> fig = view_figure([("example 0", torch.rand(8, 4, 4), None)], ViewOptions(max_panels=4))
->>> sum(1 for ax in fig.axes if ax.images)   # four channel panels
-4
+>>> [t.get_text() for ax in fig.axes for t in ax.texts]   # four channel panels in one mosaic
+['ch 0', 'ch 1', 'ch 2', 'ch 3']
 """
 
 from __future__ import annotations
@@ -94,26 +94,75 @@ def _draw_main(fig: Any, value: Any, s: Summary, options: ViewOptions) -> None:
 
 
 def _draw_images(fig: Any, value: Any, max_panels: int) -> None:
+    """One image, or a grid of panels tiled into one mosaic (one ``imshow`` is fast to draw and export).
+
+    In a grid each panel is scaled to its own range, so weak and strong channels are both visible;
+    NaN shows as red, gaps between panels as white.
+    """
     layout = image_layout(value, max_panels)
-    n = layout.shown
+    ax = fig.add_subplot()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if layout.shown == 1:
+        panel = layout.panels[0]
+        if layout.rgb:
+            ax.imshow(panel, interpolation="nearest")
+        else:
+            image = ax.imshow(np.ma.masked_invalid(np.asarray(panel, dtype=np.float32)), cmap=_cmap("gray"),
+                              interpolation="nearest")
+            fig.colorbar(image, ax=ax, shrink=0.8)
+        if layout.note:
+            ax.set_xlabel(layout.note, fontsize=8)
+        return
+    mosaic, origins = _mosaic([np.asarray(p, dtype=np.float32) for p in layout.panels])
+    ax.imshow(mosaic, interpolation="nearest")
+    for (row, col), title in zip(origins, layout.titles):
+        ax.text(col, row, title, fontsize=6, color="white", va="top", ha="left",
+                bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "linewidth": 0})
+    ax.set_xlabel(layout.note, fontsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _mosaic(panels: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """An RGBA mosaic of the panels, each scaled to [0, 1] and coloured with viridis, in a near-square grid.
+
+    NaN pixels are red, +Inf/-Inf the top/bottom of the scale, gaps between panels white. Returns the
+    mosaic and the top-left corner (row, column) of each panel.
+    """
+    import matplotlib
+
+    n = len(panels)
+    h, w = panels[0].shape
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, panel, title in zip(axes, layout.panels, layout.titles):
-        data = np.asarray(panel, dtype=np.float32) if not layout.rgb else panel
-        if layout.rgb:
-            ax.imshow(data, interpolation="nearest")
-        else:
-            data = np.ma.masked_invalid(data)
-            ax.imshow(data, cmap="gray" if n == 1 else "viridis", interpolation="nearest")
-        if title:
-            ax.set_title(title, fontsize=7)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes[n:]:
-        ax.axis("off")
-    if layout.note:
-        fig.supxlabel(layout.note, fontsize=8)
+    gap = max(1, min(h, w) // 8)
+    mosaic = np.ones((rows * (h + gap) - gap, cols * (w + gap) - gap, 4), dtype=np.float32)
+    colours = matplotlib.colormaps["viridis"]
+    origins = []
+    for i, panel in enumerate(panels):
+        finite = np.isfinite(panel)
+        scaled = np.full_like(panel, 0.5)
+        if finite.any():
+            lo, hi = float(panel[finite].min()), float(panel[finite].max())
+            if hi > lo:
+                scaled = (panel - lo) / (hi - lo)
+        scaled = np.where(np.isposinf(panel), 1.0, np.where(np.isneginf(panel), 0.0, scaled))
+        rgba = colours(np.nan_to_num(scaled, nan=0.0)).astype(np.float32)
+        rgba[np.isnan(panel)] = (0.84, 0.15, 0.16, 1.0)
+        r, c = divmod(i, cols)
+        top, left = r * (h + gap), c * (w + gap)
+        mosaic[top:top + h, left:left + w] = rgba
+        origins.append((top - 0.5, left - 0.5))
+    return mosaic, origins
+
+
+def _cmap(name: str) -> Any:
+    import matplotlib
+
+    cmap = matplotlib.colormaps[name].copy()
+    cmap.set_bad("#d62728")
+    return cmap
 
 
 def _draw_topk(ax: Any, value: Any, options: ViewOptions) -> None:

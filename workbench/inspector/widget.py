@@ -129,9 +129,23 @@ class Inspector(widgets.VBox):
     # --- state -> widget ---------------------------------------------------------------------------
 
     def _on_state(self, state: InspectorState, what: str) -> None:
-        if what == "examples":
+        if what == "examples":  # the example change that follows (if any) redraws
             self._sync_examples()
+            self._syncing = True
+            try:
+                if state.examples is not None and state.example in state.examples:
+                    self.ranked_picker.value = state.example
+            finally:
+                self._syncing = False
+            self._draw_title()
+            return
         self.refresh()
+
+    def _draw_title(self) -> None:
+        state = self.state
+        indices = [state.example] + ([state.compare] if state.compare is not None else [])
+        self.title_html.value = "<b>" + " <span style='color:#888'>vs</span> ".join(
+            html.escape(state.title(i)) for i in indices) + "</b>"
 
     def refresh(self) -> None:
         """Redraw everything from the state (called after each change)."""
@@ -153,8 +167,7 @@ class Inspector(widgets.VBox):
         finally:
             self._syncing = False
         indices = [state.example] + ([state.compare] if state.compare is not None else [])
-        self.title_html.value = "<b>" + " <span style='color:#888'>vs</span> ".join(
-            html.escape(state.title(i)) for i in indices) + "</b>"
+        self._draw_title()
         self.summary_html.value = self._summary_html(indices)
         self.detail_html.value = self._detail_html(indices)
         fig = state.figure()
