@@ -78,6 +78,8 @@ def test_noise_tunnel_smooths_a_base_method_and_rejects_others():
     ig = explain(pl, [1.0, 2.0, 3.0, 4.0, 5.0], method="noise_tunnel", base="integrated_gradients", target=0,
                  nt_samples=4, n_steps=10)
     assert ig.delta is not None and abs(ig.delta) < 1e-4
+    assert ig.options == {"base": "integrated_gradients", "nt_samples": 4, "n_steps": 10}
+    assert "noise_tunnel(integrated_gradients)" in ig.plot().axes[0].get_title()
     with pytest.raises(ValueError, match="base='occlusion'"):
         explain(pl, [1.0] * 5, method="noise_tunnel", base="occlusion")
 

@@ -48,6 +48,8 @@ class Explanation:
         output: the forward stage's output for the item (e.g. the logits).
         raw: the input given to ``explain``.
         tokens: the tokens the positions stand for, when known (text inputs).
+        layer: the name of the layer attributed to (layer methods), else ``None``.
+        options: the options given to the method (e.g. ``{"base": "saliency"}``), for the record.
     """
 
     attributions: Any
@@ -60,6 +62,7 @@ class Explanation:
     raw: Any = None
     tokens: list[str] | None = None
     layer: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def scores(self) -> torch.Tensor:
@@ -150,7 +153,8 @@ def explain(pipeline: Transform, x: Any, method: str = "integrated_gradients", t
             target = _class_index(target, logits.shape[0])
         explainer: AttributionMethod = method_cls(prepared.forward, layer_module)
         try:
-            attributions, delta = explainer.attribute(inputs, int(target) if target is not None else None, **options)
+            attributions, delta = explainer.attribute(inputs, int(target) if target is not None else None,
+                                                      **dict(options))
         except Exception as exc:
             exc.add_note(f"workbench: while explaining with method {method!r}")
             raise
@@ -165,7 +169,7 @@ def explain(pipeline: Transform, x: Any, method: str = "integrated_gradients", t
     return Explanation(
         attributions=attributions, target=None if target is None else int(target), prediction=prediction,
         delta=delta, method=method, input=_unbatch(_cpu(inputs)), output=logits.cpu(), raw=x,
-        tokens=list(tokens) if tokens is not None else None, layer=layer_name,
+        tokens=list(tokens) if tokens is not None else None, layer=layer_name, options=dict(options),
     )
 
 

@@ -229,7 +229,8 @@ def plot_confusion_matrix(table: Any, *, normalize: bool = False, cmap: str = "B
 
 
 def _title(e: "Explanation") -> str:
-    parts = [e.method + (f" @ {e.layer}" if e.layer else "")]
+    base = e.options.get("base", "saliency") if e.method == "noise_tunnel" else None
+    parts = [e.method + (f"({base})" if base else "") + (f" @ {e.layer}" if e.layer else "")]
     if e.target is not None:
         parts.append(f"target {e.target}")
     if e.prediction is not None:
