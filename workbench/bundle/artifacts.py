@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WEIGHTS", "TENSORS", "write_all", "check_frame", "read_frame", "encode_frame", "decode_frame"]
+__all__ = ["WEIGHTS", "TENSORS", "ALIGN", "write_all", "write_tensors", "read_tensors", "check_frame", "read_frame", "encode_frame", "decode_frame"]
 
 WEIGHTS = "weights.safetensors"
 TENSORS = "artifacts/tensors.safetensors"
@@ -33,15 +33,14 @@ TENSORS = "artifacts/tensors.safetensors"
 
 def write_all(capture: Any, root: Path) -> None:
     """Write every tensor, array, frame and JSON value collected by ``capture`` under ``root``."""
-    from safetensors.torch import save_file
     import numpy as np
 
     if capture.weights:
-        save_file(capture.weights, str(root / WEIGHTS))
+        write_tensors(root / WEIGHTS, capture.weights)
     if capture.tensors or capture.arrays or capture.frames or capture.json_values:
         (root / "artifacts").mkdir()
     if capture.tensors:
-        save_file(capture.tensors, str(root / TENSORS))
+        write_tensors(root / TENSORS, capture.tensors)
     for name, array in capture.arrays.items():
         with open(root / "artifacts" / f"{name}.npy", "wb") as f:
             np.save(f, array, allow_pickle=False)
@@ -190,3 +189,107 @@ def read_frame(directory: Path) -> Any:
         if name.endswith(".npy"):
             arrays[name] = np.load(directory / name, allow_pickle=False)
     return decode_frame(meta, arrays)
+
+
+# --- reading tensors ----------------------------------------------------------------------------------
+
+_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+    "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "C64": "complex64", "U16": "uint16",
+    "U32": "uint32", "U64": "uint64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+}
+
+
+ALIGN = 64
+_PAD = "__pad__"
+
+
+def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
+    """Write a standard safetensors file in which every tensor starts 64-byte aligned.
+
+    Any safetensors reader can read it; gaps between tensors are filled by ``__pad__<n>`` byte
+    tensors (the format allows no holes). Alignment matters: math libraries take different code
+    paths on unaligned data and results can differ in the last bit, and aligned tensors can be
+    used straight from the memory-mapped file.
+    """
+    import torch
+
+    names = {v: k for k, v in _DTYPES.items()}
+    header: dict[str, Any] = {}
+    layout: list[tuple[int, Any]] = []
+    offset = 0
+    for i, (name, t) in enumerate(tensors.items()):
+        if offset % ALIGN:
+            gap = ALIGN - offset % ALIGN
+            header[f"{_PAD}{i}"] = {"dtype": "U8", "shape": [gap], "data_offsets": [offset, offset + gap]}
+            layout.append((offset, gap))
+            offset += gap
+        nbytes = t.numel() * t.element_size()
+        header[name] = {"dtype": names[str(t.dtype).replace("torch.", "")], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + nbytes]}
+        layout.append((offset, t))
+        offset += nbytes
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * ((-(8 + len(text))) % ALIGN)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for _, item in layout:
+            if isinstance(item, int):
+                f.write(b"\0" * item)
+            elif item.numel():
+                f.write(memoryview(item.reshape(-1).view(torch.uint8).numpy()))
+
+
+def load_tensors(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file (memory-mapped); any not 64-byte aligned are copied to aligned memory."""
+    from safetensors.torch import load_file
+
+    out = {}
+    for name, t in load_file(str(path)).items():
+        if name.startswith(_PAD):
+            continue
+        if t.numel() and t.data_ptr() % ALIGN:
+            t = t.clone()
+        out[name] = t
+    return out
+
+
+def read_tensors(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file, each in its own freshly allocated (aligned) memory.
+
+    Tensors viewed straight out of a file mapping sit at arbitrary byte offsets; math libraries take
+    different code paths on unaligned data and the results can differ in the last bit. Reading each
+    tensor into its own allocation keeps loaded pipelines bit-identical to the live ones.
+    """
+    import torch
+
+    with open(path, "rb", buffering=0) as f:
+        header_len = int.from_bytes(_read_exact(f, 8), "little")
+        header = json.loads(_read_exact(f, header_len))
+        header.pop("__metadata__", None)
+        base = 8 + header_len
+        out: dict[str, Any] = {}
+        for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            start, end = info["data_offsets"]
+            dtype = getattr(torch, _DTYPES[info["dtype"]])
+            t = torch.empty(info["shape"], dtype=dtype)
+            nbytes = end - start
+            if nbytes:
+                f.seek(base + start)
+                view = memoryview(t.view(-1).view(torch.uint8).numpy())
+                got = 0
+                while got < nbytes:
+                    n = f.readinto(view[got:])
+                    if not n:
+                        raise OSError(f"{path}: file ends inside tensor {name!r}")
+                    got += n
+            out[name] = t
+    return out
+
+
+def _read_exact(f: Any, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise OSError(f"{f.name}: unexpected end of file")
+    return data

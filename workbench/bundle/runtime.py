@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
-from .artifacts import TENSORS, WEIGHTS, read_frame
+from .artifacts import TENSORS, WEIGHTS, load_tensors, read_frame
 
 __all__ = ["BundleRuntime"]
 
@@ -35,9 +35,7 @@ class BundleRuntime:
         name = WEIGHTS if weights else TENSORS
         store = self._files.get(name)
         if store is None:
-            from safetensors.torch import load_file
-
-            store = self._files[name] = load_file(str(self.root / name))
+            store = self._files[name] = load_tensors(self.root / name)
         return store
 
     def tensor(self, key: str, *, weights: bool = False, requires_grad: bool = False,
