@@ -1,9 +1,10 @@
 """Ship the prebuilt JupyterLab extension in the wheel, as shared data under share/jupyter/labextensions.
 
-Standard wheels only: an editable install links the extension instead (``make install`` runs
-``jupyter labextension develop``), so rebuilding it needs no reinstall. When the extension has not
-been built yet, it is built here with npm (Node.js 20+ needed), and jupyterlab is added to the
-build requirements for that.
+Standard wheels only: for an editable install ``make install`` links the extension into the
+environment instead (the link ``jupyter labextension develop --overwrite .`` makes), so a rebuild
+needs no reinstall. When the extension has not
+been built yet, it is built here with npm (Node.js 20+ needed) and the ``jupyter`` command of
+JupyterLab 4 found on PATH; a source distribution already carries the built extension.
 """
 
 from __future__ import annotations
@@ -28,11 +29,6 @@ class LabextensionHook(BuildHookInterface):
     def _wanted(self) -> bool:
         return self.target_name == "wheel"
 
-    def dependencies(self) -> list[str]:
-        if self._wanted() and not (self._built() / "package.json").is_file():
-            return ["jupyterlab>=4.0,<5"]
-        return []
-
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if not self._wanted() or version == "editable":
             return
@@ -48,10 +44,11 @@ class LabextensionHook(BuildHookInterface):
     def _build(self) -> None:
         source = Path(self.root) / "extension"
         npm = shutil.which("npm")
-        if npm is None or not (source / "package.json").is_file():
+        if npm is None or shutil.which("jupyter") is None or not (source / "package.json").is_file():
             raise RuntimeError(
                 "workbench: the JupyterLab extension is not built (workbench/labextension is missing) and "
-                "cannot be built here: it needs Node.js 20+ with npm and the extension/ sources"
+                "cannot be built here: it needs Node.js 20+ with npm, JupyterLab 4's `jupyter` command on PATH "
+                "and the extension/ sources; run `make install` in a checkout first"
             )
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=source, check=True)
         subprocess.run([npm, "run", "build:prod"], cwd=source, check=True)
