@@ -107,7 +107,7 @@ class AttributionView(View):
             shape = _parse_shape(self.shape.value)
             self.figure = plot_explanation(e, shape=shape, alpha=self.alpha.value,
                                            title=f"{self.state.example_label(self.state.example)} · "
-                                                 f"{_describe(e, self._class_names())}")
+                                                 f"{self._describe(e)}")
         except ValueError as exc:
             self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
             return
@@ -116,6 +116,10 @@ class AttributionView(View):
         self.status.value = (f"<span style='font-size:11px'>attributions {tuple(e.scores.shape)} for target "
                              f"{html.escape(self._name(e.target))}; predicted "
                              f"{html.escape(self._name(e.prediction))}{delta}</span>")
+
+    def _describe(self, e: Explanation) -> str:
+        layer = f" @ {e.layer}" if e.layer else ""
+        return f"{e.method}{layer} · target {self._name(e.target)} · predicted {self._name(e.prediction)}"
 
     def _class_names(self) -> Sequence[str] | Mapping[int, str] | None:
         return getattr(getattr(self.state, "options", None), "class_names", None)
@@ -139,11 +143,6 @@ class AttributionView(View):
         self.target.options = options
         self.target.value = current if current < classes else -1
         self.target.observe(lambda _: self.update(self.state), "value")
-
-
-def _describe(e: Explanation, names: Any) -> str:
-    layer = f" @ {e.layer}" if e.layer else ""
-    return f"{e.method}{layer} · target {e.target} · predicted {e.prediction}"
 
 
 def _layer_names(pipeline: Any) -> list[str]:
