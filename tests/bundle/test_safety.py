@@ -236,3 +236,21 @@ def test_info_json_prints_the_manifest(tmp_path, capsys):
     assert main(["info", "--json", str(out)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["files"].keys() == {"source.py", "requirements.txt", "weights.safetensors"}
+
+
+def test_weights_are_standard_safetensors_with_aligned_tensors(tmp_path):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    nn = transform(torch.nn)
+    model = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Embedding(7, 3))
+    out = workbench.save(transform(torch.as_tensor) >> batch >> model[0] >> model[1] >> unbatch, tmp_path / "b")
+    raw = (out / "weights.safetensors").read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + header_len])
+    real = {k: v for k, v in header.items() if not k.startswith("__")}
+    assert len(real) == 2 + 5  # Linear weight/bias; BatchNorm weight/bias/running stats/count
+    for name, info in real.items():
+        assert (8 + header_len + info["data_offsets"][0]) % 64 == 0, name
+    plain = load_file(str(out / "weights.safetensors"))  # any safetensors reader can read it
+    assert torch.equal(plain["linear.weight"], model[0].weight.detach())

@@ -24,7 +24,7 @@ _h_out = _h_sys.argv[1]
 _h_wb.save(pl, _h_out + "/bundle")
 _h_infer = [pl.infer_apply(x) for x in INPUTS]
 _h_eval = list(pl.eval_apply(INPUTS, batch_size=BATCH_SIZE))
-_h_torch.save((_h_infer, _h_eval), _h_out + "/live.pt")
+_h_torch.save((INPUTS, _h_infer, _h_eval), _h_out + "/live.pt")
 """
 
 SAVE_ALL = r"""
@@ -52,11 +52,8 @@ import torch, workbench
 from workbench.bundle.compare import difference
 
 def check(d, batch_size):
-    live_infer, live_eval = torch.load(d + "/live.pt", weights_only=False)
+    inputs, live_infer, live_eval = torch.load(d + "/live.pt", weights_only=False)
     pl = workbench.load(d + "/bundle")
-    ns = {}
-    exec(open(d + "/inputs.py").read(), ns)
-    inputs = ns["INPUTS"]
     problems = []
     for i, (x, want) in enumerate(zip(inputs, live_infer)):
         p = difference(want, pl.infer_apply(x), f"infer_apply(INPUTS[{i}])")
@@ -98,9 +95,6 @@ def write_scenario(root: Path, scenario: Scenario) -> Path:
     (d / "script.py").write_text(scenario.script + f"\nBATCH_SIZE = {scenario.batch_size}\n" + FOOTER)
     for name, text in scenario.files.items():
         (d / name).write_text(text)
-    # The inputs alone, re-evaluated by the loading process (they are plain literals).
-    inputs_line = [line for line in scenario.script.splitlines() if line.startswith("INPUTS = ")]
-    (d / "inputs.py").write_text("\n".join(inputs_line) + "\n")
     return d
 
 

@@ -376,4 +376,16 @@ SCENARIOS = [
         v.index["z"] = 9
         INPUTS = ["x y z", "q"]
     """),
+    _s("large_layers_bit_exact", """
+        import torch
+        from workbench import transform, batch, unbatch
+        torch.manual_seed(4)
+        nn = transform(torch.nn)
+        # big enough for BLAS to take vectorised paths that depend on memory alignment
+        model = nn.Sequential(nn.Linear(512, 768), nn.GELU(), nn.Linear(768, 256), nn.LayerNorm(256))
+        pl = transform(torch.as_tensor) >> batch >> model >> unbatch >> transform(torch.sum)
+        g = torch.Generator().manual_seed(0)
+        INPUTS_T = [torch.randn(512, generator=g) for _ in range(3)]
+        INPUTS = [t.tolist() for t in INPUTS_T]
+    """, batch_size=3),
 ]

@@ -303,6 +303,7 @@ class Capture:
         self._cells: dict[int, str] = {}
         self._namespaces: dict[int, dict[str, Any]] = {}
         self._path: list[str] = []
+        self._global_of: dict[Any, tuple[str, str, dict[str, Any]]] = {}
         self._torch_internal = set(torch.nn.Module().__dict__)
         for name in dir(builtins):
             if not name.startswith("__"):
@@ -386,7 +387,7 @@ class Capture:
         if self._literal_key(obj):
             bundle_name, new = self._claim(obj, name)
             if new:
-                self.statements.append(f"{bundle_name} = {_scalar_text(obj)}")
+                self.statements.append(self._value_comment(obj, bundle_name) + f"{bundle_name} = {_scalar_text(obj)}")
                 self._done.add(self._key(obj))
             return bundle_name
         bundle_name, new = self._claim(obj, name)
@@ -405,7 +406,7 @@ class Capture:
         if key in self._done:
             return bundle_name
         if key[0] == "literal":
-            self.statements.append(f"{bundle_name} = {_scalar_text(obj)}")
+            self.statements.append(self._value_comment(obj, bundle_name) + f"{bundle_name} = {_scalar_text(obj)}")
             self._done.add(key)
             return bundle_name
         if key in self._busy:
@@ -579,10 +580,15 @@ class Capture:
     def _define(self, obj: Any, name: str) -> None:
         key = self._key(obj)
         self._busy.add(key)
+        start = len(self.statements)
         try:
             self._define_inner(obj, name)
         finally:
             self._busy.discard(key)
+        if not isinstance(obj, (types.FunctionType, type, types.ModuleType)) and start < len(self.statements):
+            comment = self._value_comment(obj, name)
+            if comment:
+                self.statements[start] = comment + self.statements[start]
         self._done.add(key)
         for alias in self._aliases.pop(key, []):
             self.statements.append(f"{alias} = {name}")
@@ -646,7 +652,19 @@ class Capture:
                 self._primary[key] = saved
 
     def _note_value(self, name: str, obj: Any) -> None:
-        self.definitions.append(_Definition(name, "value", type(obj).__name__, "", None, None))
+        pass
+
+    def _value_comment(self, obj: Any, name: str) -> str:
+        """``# global X of module M, value at save time`` for values bound because code uses them."""
+        found = self._global_of.get(self._key(obj))
+        if found is None:
+            return ""
+        gname, module, origin = found
+        if gname != name and self._key(obj)[0] == "literal":
+            gname = name
+        self.definitions.append(_Definition(name, "value", gname, module,
+                                            {"kind": "global", "module": module, "name": gname, **origin}, None))
+        return f"# global {gname} of {module} ({type(obj).__name__}), value at save time\n"
 
     # --- imports -------------------------------------------------------------------------------------------
 
@@ -885,6 +903,8 @@ class Capture:
                 self._names[gname] = ("unbound", gname)
                 continue
             self._path.append(f"global {gname!r}")
+            module_name = namespace.get("__name__", "?")
+            self._global_of.setdefault(self._key(value), (gname, module_name, _file_of(namespace)))
             try:
                 if isinstance(value, types.ModuleType) and not is_installed_module(value.__name__):
                     bundle_name = self.need(value, gname)
@@ -1144,7 +1164,10 @@ class Capture:
             non_persistent = sorted(state["_non_persistent_buffers_set"])
             if non_persistent:
                 args.append(f"non_persistent={non_persistent!r}")
-            self.statements.append(f"{name} = _bundle.module({', '.join(args)})")
+            n_tensors = len(params) + len(buffers)
+            comment = f"# torch layer {type(module).__qualname__}: attributes by value"
+            comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
+            self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
         finally:
             self._path.pop()
 
@@ -1296,6 +1319,11 @@ def _module_imports(source: Source) -> str:
         cached = "".join(f"if 0:\n    {line}\n" for line in lines)
         source._wb_imports = cached  # type: ignore[attr-defined]
     return cached
+
+
+def _file_of(namespace: dict[str, Any]) -> dict[str, Any]:
+    filename = namespace.get("__file__")
+    return {"path": os.path.abspath(filename)} if isinstance(filename, str) else {}
 
 
 def _indent(text: str) -> str:
