@@ -126,3 +126,28 @@ def test_quickstart_exported_then_predicted_in_another_process_matches_the_noteb
     single = run_cli("predict", out, *rows)
     assert single.returncode == 0, single.stderr
     assert [json.loads(line) for line in single.stdout.splitlines()] == probe["predictions"][:4]
+
+
+def test_a_registered_pipeline_is_checked_on_its_pipeline_check_input_and_traced_to_its_cell(tmp_path):
+    notebook = _notebook(
+        tmp_path / "adder.ipynb",
+        "import torch\nfrom workbench import transform",
+        "OFFSET = 20",
+        "%%pipeline adder --check 21\ntransform(lambda x: x + OFFSET + 1)",
+        "OFFSET = 0  # after the pipeline was built: the live pipeline reads this value, so must the bundle",
+    )
+    out = tmp_path / "adder.wb"
+    result = run_cli("export", notebook, "-p", "adder", "-o", out, "--check")
+    assert result.returncode == 0, result.stderr
+    assert "saved 'adder' (registry)" in result.stderr and "checked on 1 input" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    cells = nbformat.read(str(notebook), as_version=4).cells
+    origins = [d.get("origin") or {} for d in manifest["definitions"]]
+    cell_origins = [o for o in origins if o.get("kind") == "cell"]
+    assert cell_origins, manifest["definitions"]
+    # the kernel knew the notebook's path and each cell's id, as in JupyterLab
+    assert all(o.get("notebook") == str(notebook) for o in cell_origins)
+    assert cells[3].id in {o.get("cell_id") for o in cell_origins}
+    predicted = run_cli("predict", out, "21", "1.5")
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.splitlines() == ["22", "2.5"]
