@@ -298,3 +298,14 @@ def test_a_tuple_forward_input_gets_one_attribution_per_part():
     torch.testing.assert_close(second, model.b.weight[1].detach() * torch.tensor(values[3:]))
     assert isinstance(e.input, tuple) and e.input[1].shape == (2,)
     assert e.plot().axes  # draws the first part
+
+
+def test_importing_workbench_leaves_captum_pandas_and_widgets_for_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench; from workbench.inspector import registered_views; "
+            "assert 'Attribution' in registered_views(); "
+            "print(sorted(m for m in ('captum', 'pandas', 'ipywidgets', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
