@@ -74,12 +74,13 @@ class _Link:
             self.push(comm, force=False)
 
     def push(self, comm: Any, *, force: bool) -> None:
-        message = {"type": "pipelines", "pipelines": snapshot()}
-        encoded = json.dumps(message, sort_keys=True, default=str)
-        if not force and self.last_sent.get(comm.comm_id) == encoded:
+        pipelines = snapshot(fresh=force)
+        # Unchanged since the last message: same pipeline objects, same devices.
+        key = repr((_GENERATION[0], [(p["name"], p["device"]) for p in pipelines]))
+        if not force and self.last_sent.get(comm.comm_id) == key:
             return
-        self.last_sent[comm.comm_id] = encoded
-        comm.send(json.loads(encoded))
+        self.last_sent[comm.comm_id] = key
+        comm.send(json.loads(json.dumps({"type": "pipelines", "pipelines": pipelines}, default=str)))
 
 
 _LINKS: dict[int, _Link] = {}
@@ -124,24 +125,51 @@ def uninstall(ip: Any) -> None:
     link.comms.clear()
 
 
-def snapshot() -> list[dict[str, Any]]:
-    """What the panel shows for every registered pipeline, in registration order."""
+# Structure per registered pipeline, kept until the registry changes (or a "refresh" asks afresh):
+# describing a large pipeline after every cell would cost more than the cell tracking itself.
+_STRUCTURE: dict[str, tuple[Transform, dict[str, Any]]] = {}
+_GENERATION = [0]  # bumped whenever a structure is described anew
+
+
+def _forget_structure(names: list[str]) -> None:
+    _STRUCTURE.clear()
+
+
+registry.subscribe(_forget_structure)
+
+
+def snapshot(fresh: bool = False) -> list[dict[str, Any]]:
+    """What the panel shows for every registered pipeline, in registration order.
+
+    The structure of each pipeline is described once per registration (``fresh=True`` describes
+    every pipeline again); the device is read every time, as ``pl.to(device)`` changes it in place.
+    """
+    if fresh:
+        _STRUCTURE.clear()
     return [_describe_pipeline(name, pipeline) for name, pipeline in registry.items()]
 
 
 def _describe_pipeline(name: str, pipeline: Transform) -> dict[str, Any]:
+    cached = _STRUCTURE.get(name)
+    if cached is None or cached[0] is not pipeline:
+        _GENERATION[0] += 1
+        cached = (pipeline, _structure(pipeline))
+        _STRUCTURE[name] = cached
+    try:
+        device = str(pipeline.device)
+    except Exception as exc:  # a layer whose parameters cannot be read: say so rather than hide the pipeline
+        device = f"unknown ({type(exc).__name__})"
+    return {"name": name, **cached[1], "device": device}
+
+
+def _structure(pipeline: Transform) -> dict[str, Any]:
     root = describe(pipeline)
     stages: dict[str, list[str]] = {"preprocess": [], "forward": [], "postprocess": []}
     steps = 0
     for node in _leaves(root):
         stages[node["stage"]].append(node["label"])
         steps += 1
-    try:
-        device = str(pipeline.device)
-    except Exception as exc:  # a layer whose parameters cannot be read: say so rather than hide the pipeline
-        device = f"unknown ({type(exc).__name__})"
-    return {"name": name, "root": root, "steps": steps, "params": root["params"], "device": device,
-            "stages": stages}
+    return {"root": root, "steps": steps, "params": root["params"], "stages": stages}
 
 
 def _leaves(node: dict[str, Any]):

@@ -108,6 +108,11 @@ def test_kernel_pushes_pipelines_after_each_cell(kernel):
     ours = [m["content"]["data"] for m in pushed if m["content"].get("comm_id") == comm_id]
     assert ours and ours[-1]["pipelines"][0]["stages"]["postprocess"] == ["argmax", "to_text"]
 
+    # Moving the layers changes the device in place: pushed too.
+    pushed = execute(kernel, "_ = workbench.registry.get('clf').to('meta')")
+    ours = [m["content"]["data"] for m in pushed if m["content"].get("comm_id") == comm_id]
+    assert ours and ours[-1]["pipelines"][0]["device"] == "meta"
+
 
 def test_refresh_source_and_export_requests(kernel, tmp_path):
     execute(kernel, IMPORTS + "\nimport workbench.comm; workbench.comm.install(get_ipython())")
