@@ -107,6 +107,8 @@ class KernelLink {
 
   private _onStatus(_: Kernel.IKernelConnection, status: Kernel.Status): void {
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+      // The new kernel process knows nothing of us: wait for it to open a comm once workbench is imported.
+      this.kernel.registerCommTarget(COMM_TARGET, this._onTarget);
       this._comm = null;
       this.channel.dispose('the kernel restarted');
       this.channel = this._newChannel();

@@ -199,3 +199,24 @@ def test_export_action_saves_a_bundle_and_reports_errors(page, lab):
     assert "clf.wb" in failed.locator(".jp-Dialog-body").text_content()
     shot(page, "07-export-error")
     failed.locator(".jp-Dialog-button").first.click()
+
+
+def test_panel_follows_a_kernel_restart(page):
+    panel = open_panel(page)
+    page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    status = panel.locator(".wb-panel-status")
+    page.wait_for_function(
+        "() => document.querySelector('#workbench-pipelines .wb-panel-status').textContent"
+        ".includes('workbench is not loaded in this kernel')", timeout=TIMEOUT)
+    assert panel.locator(".wb-pipeline").count() == 0
+    shot(page, "08-restarted")
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=TIMEOUT)
+    run_cell(page, IMPORTS)
+    page.wait_for_function(
+        "() => document.querySelector('#workbench-pipelines .wb-panel-status').textContent.includes('no pipelines yet')",
+        timeout=TIMEOUT)
+    run_cell(page, BUILD)
+    panel.locator('.wb-pipeline[data-name="clf"]').wait_for(timeout=TIMEOUT)
+    assert "1 pipeline" in status.text_content()
