@@ -130,13 +130,19 @@ def _collect(node: Transform, path: Path, stage: int, depth: int, layers: bool, 
         out[position - 1] = _replace_stage(info, end)
     elif layers and isinstance(node, torch.nn.Module):
         for name, sub in _submodules(node):
-            out.append(StepInfo(path, name, f"{name} · {type(sub).__name__}", None, "layer",
+            out.append(StepInfo(path, name, _layer_label(sub), None, "layer",
                                 STAGE_NAMES[end], depth + 1 + name.count(".")))
     return end
 
 
 def _replace_stage(info: StepInfo, stage: int) -> StepInfo:
     return StepInfo(info.path, info.module, info.label, info.name, info.kind, STAGE_NAMES[stage], info.depth)
+
+
+def _layer_label(module: torch.nn.Module) -> str:
+    """``Conv2d(1, 8, kernel_size=(3, 3), ...)``: the submodule's class and settings, shortened."""
+    label = " ".join(f"{type(module).__name__}({module.extra_repr()})".split())
+    return label if len(label) <= 60 else label[:59] + "…"
 
 
 def _submodules(layer: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
@@ -387,7 +393,7 @@ class _Recorder:
             key = (self._leaf_path, name)
             step = self.steps.get(key)
             if step is None:  # the submodule ran inside another layer that shares it
-                step = StepInfo(self._leaf_path, name, f"{name} · {type(module).__name__}", None, "layer",
+                step = StepInfo(self._leaf_path, name, _layer_label(module), None, "layer",
                                 "forward", len(self._leaf_path) + 1 + name.count("."))
             existing = self._by_key.get(key)
             if existing is not None:

@@ -142,7 +142,7 @@ def _mosaic(panels: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, flo
     origins = []
     for i, panel in enumerate(panels):
         finite = np.isfinite(panel)
-        scaled = np.full_like(panel, 0.5)
+        scaled = np.zeros_like(panel)  # a constant panel (e.g. a dead ReLU channel) is drawn dark
         if finite.any():
             lo, hi = float(panel[finite].min()), float(panel[finite].max())
             if hi > lo:

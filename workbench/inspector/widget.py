@@ -226,7 +226,7 @@ class Inspector(widgets.VBox):
     def _step_text(step: Any) -> str:
         indent = _NBSP * 2 * step.depth
         label = "output of the whole pipeline" if not step.path and step.module is None else step.label
-        where = "" if step.module is not None else f"{step.where} "
+        where = f".{step.module.rsplit('.', 1)[-1]} " if step.module is not None else f"{step.where} "
         if step.kind in ("batch", "unbatch"):
             label = f"══ {step.kind} ══"
         return f"{_STAGE_TAGS[step.stage]}│{_NBSP}{indent}{where}{label}"
