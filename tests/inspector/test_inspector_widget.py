@@ -181,3 +181,15 @@ def test_register_view_validates_and_unregisters():
     unregister_view("x")
     with pytest.raises(KeyError, match="no inspector view 'x'"):
         unregister_view("x")
+
+
+def test_the_output_figure_is_drawn_only_while_its_tab_is_shown():
+    register_view("other", lambda state: "<i>other</i>")
+    w = inspect(pipeline(), list(range(10)), step="maps")
+    first = bytes(w.image.value)
+    w.tabs.selected_index = 1
+    w.example_picker.value = 6
+    assert bytes(w.image.value) == first  # not redrawn while hidden...
+    assert fmt(float(maps.fn(6).mean())) in w.summary_html.value  # ...but the summary is current
+    w.tabs.selected_index = 0
+    assert bytes(w.image.value) != first and bytes(w.image.value[:8]) == PNG_SIGNATURE

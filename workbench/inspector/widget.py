@@ -36,6 +36,7 @@ class Inspector(widgets.VBox):
     def __init__(self, state: InspectorState, views: Mapping[str, ViewFactory] | None = None):
         self.state = state
         self._syncing = False
+        self._figure_stale = True
         n = len(state.inputs)
         wide = widgets.Layout(width="100%")
         self.step_picker = widgets.Select(options=[(self._step_text(s), s.key) for s in state.steps],
@@ -170,10 +171,15 @@ class Inspector(widgets.VBox):
         self._draw_title()
         self.summary_html.value = self._summary_html(indices)
         self.detail_html.value = self._detail_html(indices)
-        fig = state.figure()
-        self.image.value = figure_png(fig)
+        self._figure_stale = True
+        if not self.tabs.selected_index:  # the figure is the slow part: drawn only while "Output" is shown
+            self._draw_figure()
         self._stale = set(self._views)
         self._update_visible_view()
+
+    def _draw_figure(self) -> None:
+        self.image.value = figure_png(self.state.figure())
+        self._figure_stale = False
 
     def _summary_html(self, indices: list[int]) -> str:
         cells = []
@@ -256,6 +262,8 @@ class Inspector(widgets.VBox):
     # --- extra views -------------------------------------------------------------------------------
 
     def _on_tab(self, change: dict[str, Any]) -> None:
+        if not change["new"] and self._figure_stale:
+            self._draw_figure()
         self._update_visible_view()
 
     def _update_visible_view(self) -> None:
