@@ -352,6 +352,10 @@ class Capture:
         key = self._key(obj)
         if self._names.get(preferred) == key:
             return preferred, False
+        if key[0] == "literal":  # immutable values: every name gets its own assignment
+            name = self._fresh(preferred)
+            self._names[name] = key
+            return name, True
         if key in self._primary:
             primary = self._primary[key]
             if preferred.isidentifier() and not keyword.iskeyword(preferred) and preferred not in self._names \
@@ -385,11 +389,7 @@ class Capture:
     def ref(self, obj: Any, name: str) -> str:
         """A name bound to ``obj`` by the time the bundle's functions run (may be defined later)."""
         if self._literal_key(obj):
-            bundle_name, new = self._claim(obj, name)
-            if new:
-                self.statements.append(self._value_comment(obj, bundle_name) + f"{bundle_name} = {_scalar_text(obj)}")
-                self._done.add(self._key(obj))
-            return bundle_name
+            return self.need(obj, name)
         bundle_name, new = self._claim(obj, name)
         key = self._key(obj)
         if key not in self._done and key not in self._busy:
@@ -401,13 +401,14 @@ class Capture:
 
     def need(self, obj: Any, name: str) -> str:
         """A name bound to ``obj`` before the next statement runs."""
+        if _literal_key(obj) is not None:
+            bundle_name, new = self._claim(obj, name)
+            if new:
+                self.statements.append(self._value_comment(obj, bundle_name) + f"{bundle_name} = {_scalar_text(obj)}")
+            return bundle_name
         bundle_name, _ = self._claim(obj, name)
         key = self._key(obj)
         if key in self._done:
-            return bundle_name
-        if key[0] == "literal":
-            self.statements.append(self._value_comment(obj, bundle_name) + f"{bundle_name} = {_scalar_text(obj)}")
-            self._done.add(key)
             return bundle_name
         if key in self._busy:
             if isinstance(obj, (types.FunctionType, type)):
@@ -500,7 +501,8 @@ class Capture:
                 inner = ", ".join(self.expr(v, hint) for v in obj)
                 return f"({inner},)" if len(obj) == 1 else f"({inner})"
             if type(obj) is dict:
-                return "{" + ", ".join(f"{self.expr(k, hint)}: {self.expr(v, hint)}" for k, v in obj.items()) + "}"
+                return "{" + ", ".join(f"{self.expr(k, hint)}: {self.expr(v, _key_hint(k, hint))}"
+                                       for k, v in obj.items()) + "}"
             items = ", ".join(self.expr(v, hint) for v in _stable(obj))
             if type(obj) is set:
                 return "{" + items + "}" if obj else "set()"
@@ -588,7 +590,9 @@ class Capture:
         if not isinstance(obj, (types.FunctionType, type, types.ModuleType)) and start < len(self.statements):
             comment = self._value_comment(obj, name)
             if comment:
-                self.statements[start] = comment + self.statements[start]
+                at = next((i for i in range(len(self.statements) - 1, start - 1, -1)
+                           if self.statements[i].startswith(f"{name} = ")), start)
+                self.statements[at] = comment + self.statements[at]
         self._done.add(key)
         for alias in self._aliases.pop(key, []):
             self.statements.append(f"{alias} = {name}")
@@ -992,6 +996,9 @@ class Capture:
         return source, candidates[-1]
 
     def _define_class(self, cls: type, name: str) -> None:
+        if issubclass(cls, tuple) and cls.__bases__ == (tuple,) and hasattr(cls, "_fields") \
+                and hasattr(cls, "_make") and not self._has_class_statement(cls):
+            return self._define_namedtuple(cls, name)
         self._path.append(f"class {cls.__qualname__} (module {cls.__module__})")
         try:
             source, node = self._locate_class(cls)
@@ -1039,13 +1046,32 @@ class Capture:
         finally:
             self._path.pop()
 
+    def _has_class_statement(self, cls: type) -> bool:
+        source = source_for_class(cls)
+        return source is not None and any(isinstance(n, ast.ClassDef) and n.name == cls.__name__
+                                          for n in ast.walk(source.tree))
+
+    def _define_namedtuple(self, cls: type, name: str) -> None:
+        """A class made by ``collections.namedtuple(...)``: re-made by the same call."""
+        defaults = getattr(cls, "_field_defaults", {})
+        args = [repr(cls.__name__), repr(list(cls._fields))]  # type: ignore[attr-defined]
+        if defaults:
+            args.append("defaults=" + self.expr(tuple(defaults[f] for f in cls._fields if f in defaults), "defaults"))
+        self.statements.append(f"# namedtuple class {cls.__qualname__} of module {cls.__module__}\n"
+                               f"{name} = {self.need(collections, 'collections')}.namedtuple({', '.join(args)})")
+        self.definitions.append(_Definition(name, "class", cls.__qualname__, cls.__module__,
+                                            {"kind": "module", "module": cls.__module__}, None))
+
     def _class_namespace(self, cls: type) -> dict[str, Any]:
+        """The globals the class statement ran in: its module's, or those of its own methods."""
+        module = sys.modules.get(cls.__module__)
+        if module is not None:
+            return vars(module)
         for value in vars(cls).values():
             fn = _function_of(value)
-            if fn is not None:
+            if fn is not None and fn.__module__ == cls.__module__:
                 return fn.__globals__
-        module = sys.modules.get(cls.__module__)
-        return vars(module) if module is not None else {}
+        return {}
 
     def _check_class(self, cls: type, source: Source, node: ast.ClassDef, origin_text: str) -> list[types.CodeType]:
         end_line = node.end_lineno
@@ -1101,6 +1127,8 @@ class Capture:
                 continue
             if attr in defined and isinstance(value, type):
                 continue
+            if isinstance(value, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+                continue  # __slots__ members: made by the class statement
             source_value = literal_assigns.get(attr)
             if source_value is not None and _literal_equal(source_value, value):
                 continue
@@ -1319,6 +1347,12 @@ def _module_imports(source: Source) -> str:
         cached = "".join(f"if 0:\n    {line}\n" for line in lines)
         source._wb_imports = cached  # type: ignore[attr-defined]
     return cached
+
+
+def _key_hint(key: Any, fallback: str) -> str:
+    if isinstance(key, str) and key.strip("_").isidentifier():
+        return key.strip("_")
+    return fallback
 
 
 def _file_of(namespace: dict[str, Any]) -> dict[str, Any]:

@@ -131,7 +131,10 @@ for i, (x, want) in enumerate(zip(inputs, expected)):
     try:
         got = pl.infer_apply(x)
     except Exception as exc:
-        report.append({"input": i, "problem": f"raised {type(exc).__name__}: {exc}"})
+        import traceback
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        report.append({"input": i, "problem": f"raised {type(exc).__name__}: {exc} "
+                                              f"(at {frame.filename}:{frame.lineno})"})
         continue
     problem = difference(want, got)
     if problem:
