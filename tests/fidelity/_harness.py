@@ -94,6 +94,7 @@ def write_scenario(root: Path, scenario: Scenario) -> Path:
     d.mkdir(parents=True)
     (d / "script.py").write_text(scenario.script + f"\nBATCH_SIZE = {scenario.batch_size}\n" + FOOTER)
     for name, text in scenario.files.items():
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
         (d / name).write_text(text)
     return d
 

@@ -388,4 +388,36 @@ SCENARIOS = [
         INPUTS_T = [torch.randn(512, generator=g) for _ in range(3)]
         INPUTS = [t.tolist() for t in INPUTS_T]
     """, batch_size=3),
+    _s("enums_namedtuples_slots_and_library_objects", """
+        import collections, enum
+        import numpy as np
+        import pkg_local_fid.sub
+        from sklearn.preprocessing import StandardScaler
+        from workbench import transform
+        class Color(enum.Enum):
+            RED = 1
+            BLUE = 2
+        Point = collections.namedtuple("Point", "x y")
+        ORIGIN = Point(1, 2)
+        calls = 3
+        def count(x):
+            global calls
+            calls += 1
+            return x
+        class Model:
+            __slots__ = ("k",)
+            def __init__(self, k):
+                self.k = k
+            def __call__(self, x):
+                return x * self.k + Color.BLUE.value + ORIGIN.y
+        scaler = StandardScaler().fit(np.array([[1.0], [2.0], [4.0]]))
+        def scale(x):
+            return float(scaler.transform(np.array([[x]]))[0, 0])
+        pl = transform(pkg_local_fid.sub.f) >> transform(count) >> transform(Model(2)) >> transform(scale)
+        INPUTS = [1.0, 2.0, 5.0]
+    """, files={"pkg_local_fid/__init__.py": "", "pkg_local_fid/sub.py": """
+        RATE = 3
+        def f(x):
+            return x * RATE
+    """}),
 ]
