@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WEIGHTS", "TENSORS", "ALIGN", "write_all", "write_tensors", "read_tensors", "check_frame", "read_frame", "encode_frame", "decode_frame"]
+__all__ = ["WEIGHTS", "TENSORS", "ALIGN", "write_all", "write_tensors", "load_tensors", "check_frame", "read_frame", "encode_frame", "decode_frame"]
 
 WEIGHTS = "weights.safetensors"
 TENSORS = "artifacts/tensors.safetensors"
@@ -253,43 +253,3 @@ def load_tensors(path: Path) -> dict[str, Any]:
             t = t.clone()
         out[name] = t
     return out
-
-
-def read_tensors(path: Path) -> dict[str, Any]:
-    """The tensors of a safetensors file, each in its own freshly allocated (aligned) memory.
-
-    Tensors viewed straight out of a file mapping sit at arbitrary byte offsets; math libraries take
-    different code paths on unaligned data and the results can differ in the last bit. Reading each
-    tensor into its own allocation keeps loaded pipelines bit-identical to the live ones.
-    """
-    import torch
-
-    with open(path, "rb", buffering=0) as f:
-        header_len = int.from_bytes(_read_exact(f, 8), "little")
-        header = json.loads(_read_exact(f, header_len))
-        header.pop("__metadata__", None)
-        base = 8 + header_len
-        out: dict[str, Any] = {}
-        for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-            start, end = info["data_offsets"]
-            dtype = getattr(torch, _DTYPES[info["dtype"]])
-            t = torch.empty(info["shape"], dtype=dtype)
-            nbytes = end - start
-            if nbytes:
-                f.seek(base + start)
-                view = memoryview(t.view(-1).view(torch.uint8).numpy())
-                got = 0
-                while got < nbytes:
-                    n = f.readinto(view[got:])
-                    if not n:
-                        raise OSError(f"{path}: file ends inside tensor {name!r}")
-                    got += n
-            out[name] = t
-    return out
-
-
-def _read_exact(f: Any, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise OSError(f"{f.name}: unexpected end of file")
-    return data

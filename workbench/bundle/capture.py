@@ -39,11 +39,12 @@ import math
 import os
 import re
 import sys
-import sysconfig
 import types
 from typing import Any, Iterable
 
 from .errors import CaptureError
+from .codetext import same_code as _same_code, codes as _codes, qualname_of as _qualname_of, first_line as _first_line, is_top_level as _is_top_level, span_text as _span_text, pos as _pos, literal_equal as _literal_equal, strict_equal as _strict_equal, module_imports as _module_imports, indent as _indent
+from .installed import is_installed_module
 from .scope import global_names
 from .source import Source, describe_origin, source_for_class, source_for_code
 
@@ -54,50 +55,6 @@ _MISSING = object()
 
 
 # --- which modules are imported rather than copied ---------------------------------------------------
-
-_INSTALLED_DIRS: tuple[str, ...] | None = None
-_DISTRIBUTIONS: dict[str, list[str]] | None = None
-
-
-def _distributions() -> dict[str, list[str]]:
-    global _DISTRIBUTIONS
-    if _DISTRIBUTIONS is None:
-        import importlib.metadata as md
-
-        _DISTRIBUTIONS = dict(md.packages_distributions())
-    return _DISTRIBUTIONS
-
-
-def _installed_dirs() -> tuple[str, ...]:
-    global _INSTALLED_DIRS
-    if _INSTALLED_DIRS is None:
-        paths = sysconfig.get_paths()
-        dirs = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-        _INSTALLED_DIRS = tuple(sorted(dirs))
-    return _INSTALLED_DIRS
-
-
-def is_installed_module(name: str) -> bool:
-    """Whether module ``name`` comes from the standard library or an installed distribution.
-
-    Such modules are imported by the bundle; others (``__main__``, scripts' neighbours, notebook
-    helpers) are copied by value.
-    """
-    if name in ("__main__", "") or name.startswith("workbench_bundle_"):
-        return False
-    top = name.split(".")[0]
-    if top in sys.stdlib_module_names or top in sys.builtin_module_names or top == "workbench":
-        return True
-    module = sys.modules.get(name) or sys.modules.get(top)
-    filename = getattr(module, "__file__", None)
-    if filename:
-        real = os.path.realpath(filename)
-        if any(real.startswith(d + os.sep) for d in _installed_dirs()):
-            return True
-        if "site-packages" in real.split(os.sep) or "dist-packages" in real.split(os.sep):
-            return True
-    return top in _distributions()
-
 
 # --- small helpers ------------------------------------------------------------------------------------
 
@@ -122,124 +79,12 @@ def _scalar_text(obj: Any) -> str:
     return repr(obj)
 
 
-def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
-    """Whether two code objects compute the same thing (bytecode, names, constants; not line numbers)."""
-    if (a.co_code != b.co_code or a.co_names != b.co_names or a.co_varnames != b.co_varnames
-            or a.co_freevars != b.co_freevars or a.co_cellvars != b.co_cellvars
-            or a.co_argcount != b.co_argcount or a.co_kwonlyargcount != b.co_kwonlyargcount
-            or a.co_posonlyargcount != b.co_posonlyargcount or len(a.co_consts) != len(b.co_consts)):
-        return False
-    for x, y in zip(a.co_consts, b.co_consts):
-        if isinstance(x, types.CodeType) and isinstance(y, types.CodeType):
-            if not _same_code(x, y):
-                return False
-        elif type(x) is not type(y) or repr(x) != repr(y):
-            return False
-    return True
-
-
-def _codes(code: types.CodeType) -> Iterable[types.CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _codes(const)
-
-
 def _function_of(value: Any) -> Any:
     if isinstance(value, (staticmethod, classmethod)):
         value = value.__func__
     elif isinstance(value, property):
         value = value.fget
     return value if isinstance(value, types.FunctionType) else None
-
-
-def _parents(node: ast.AST) -> list[ast.AST]:
-    out = []
-    parent = getattr(node, "_wb_parent", None)
-    while parent is not None:
-        out.append(parent)
-        parent = getattr(parent, "_wb_parent", None)
-    return out
-
-
-def _qualname_of(node: ast.AST) -> str:
-    parts = [getattr(node, "name", "<lambda>")]
-    for parent in _parents(node):
-        if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            parts.append("<locals>")
-            parts.append(parent.name)
-        elif isinstance(parent, ast.Lambda):
-            parts.append("<locals>")
-            parts.append("<lambda>")
-        elif isinstance(parent, ast.ClassDef):
-            parts.append(parent.name)
-    return ".".join(reversed(parts))
-
-
-def _first_line(node: ast.AST) -> int:
-    decorators = getattr(node, "decorator_list", [])
-    return min([node.lineno] + [d.lineno for d in decorators])  # type: ignore[attr-defined]
-
-
-def _is_top_level(node: ast.AST) -> bool:
-    return isinstance(getattr(node, "_wb_parent", None), ast.Module)
-
-
-def _span_text(text: str, start: tuple[int, int], end: tuple[int, int],
-               replacements: list[tuple[tuple[int, int], tuple[int, int], str]]) -> str:
-    """Text between two (line, byte column) positions with some position ranges replaced."""
-    lines = text.splitlines(keepends=True)
-    raw = [line.encode("utf-8") for line in lines]
-    starts = [0]
-    for line in raw:
-        starts.append(starts[-1] + len(line))
-    blob = b"".join(raw)
-
-    def offset(pos: tuple[int, int]) -> int:
-        return starts[pos[0] - 1] + pos[1]
-
-    a, b = offset(start), offset(end)
-    pieces = []
-    cursor = a
-    for s, e, new in sorted((offset(s), offset(e), new) for s, e, new in replacements):
-        if s < cursor:
-            continue  # inside an earlier replacement
-        pieces.append(blob[cursor:s])
-        pieces.append(new.encode("utf-8"))
-        cursor = e
-    pieces.append(blob[cursor:b])
-    return b"".join(pieces).decode("utf-8")
-
-
-def _pos(node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]]:
-    return (node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
-
-
-def _literal_equal(node: ast.AST, value: Any) -> bool:
-    try:
-        lit = ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return _strict_equal(lit, value)
-
-
-def _strict_equal(a: Any, b: Any) -> bool:
-    """Equal with the same types throughout (1 != 1.0 != True, tuple != list)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_strict_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return (list(a.keys()) == list(b.keys()) and all(type(k) is type(j) for k, j in zip(a, b))
-                and all(_strict_equal(a[k], b[k]) for k in a))
-    if isinstance(a, (set, frozenset)):
-        return a == b
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    try:
-        return bool(a == b)
-    except Exception:
-        return False
 
 
 def _json_exact(value: Any) -> bool:
@@ -470,7 +315,7 @@ class Capture:
             owner = obj.__self__
             func = obj.__func__
             cls = owner if isinstance(owner, type) else type(owner)
-            if _function_of(inspect_getattr(cls, func.__name__)) is func or \
+            if _function_of(_class_lookup(cls, func.__name__)) is func or \
                     getattr(getattr(cls, func.__name__, None), "__func__", None) is func:
                 return f"{self.expr(owner, hint)}.{func.__name__}"
             return f"{self.need(types, 'types')}.MethodType({self.expr(func, hint)}, {self.expr(owner, hint)})"
@@ -489,7 +334,7 @@ class Capture:
         key = ("id", id(obj))
         if key in self._busy and not defining:
             self._fail(obj, "contains itself (a reference cycle)")
-        if len(repr_limited(obj)) > _LARGE_LITERAL and _json_exact(obj):
+        if len(_repr_or_empty(obj)) > _LARGE_LITERAL and _json_exact(obj):
             name = self._artifact(hint)
             self.json_values[name] = obj
             return f"_bundle.json({name!r})"
@@ -628,7 +473,6 @@ class Capture:
             return None
         if type(obj) in (list, tuple, dict, set, frozenset):
             self.statements.append(f"{name} = {self._container_expr(obj, name, defining=True)}")
-            self._note_value(name, obj)
             return None
         if isinstance(obj, torch.nn.Module):
             return self._define_layer(obj, name)
@@ -654,9 +498,6 @@ class Capture:
         finally:
             if saved is not None:
                 self._primary[key] = saved
-
-    def _note_value(self, name: str, obj: Any) -> None:
-        pass
 
     def _value_comment(self, obj: Any, name: str) -> str:
         """``# global X of module M, value at save time`` for values bound because code uses them."""
@@ -856,8 +697,6 @@ class Capture:
                 if name != orig_name:
                     lines.append(f"{name}.__name__ = {orig_name!r}")
                     lines.append(f"{name}.__qualname__ = {fn.__qualname__!r}")
-            if fn.__kwdefaults__ and not isinstance(node, ast.Lambda) and False:
-                pass
             extra = {k: v for k, v in vars(fn).items() if not k.startswith("__")}
             for attr, value in extra.items():
                 lines.append(f"{name}.{attr} = {self.expr(value, attr)}")
@@ -1331,24 +1170,6 @@ class Capture:
         raise CaptureError(message)
 
 
-def _module_imports(source: Source) -> str:
-    """The module-level imports of ``source``: they change how calls on imported names compile."""
-    cached = getattr(source, "_wb_imports", None)
-    if cached is None:
-        lines = []
-        stack: list[ast.AST] = list(source.tree.body)
-        while stack:
-            node = stack.pop()
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                if not (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
-                    lines.append(ast.unparse(node).replace("from . import", "import").replace("from .", "from "))
-            elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-                stack.extend(ast.iter_child_nodes(node))
-        cached = "".join(f"if 0:\n    {line}\n" for line in lines)
-        source._wb_imports = cached  # type: ignore[attr-defined]
-    return cached
-
-
 def _key_hint(key: Any, fallback: str) -> str:
     if isinstance(key, str) and key.strip("_").isidentifier():
         return key.strip("_")
@@ -1358,10 +1179,6 @@ def _key_hint(key: Any, fallback: str) -> str:
 def _file_of(namespace: dict[str, Any]) -> dict[str, Any]:
     filename = namespace.get("__file__")
     return {"path": os.path.abspath(filename)} if isinstance(filename, str) else {}
-
-
-def _indent(text: str) -> str:
-    return "".join("    " + line if line.strip() else line for line in text.splitlines(keepends=True))
 
 
 def _dedent_exact(text: str, width: int, obj: Any, capture: Capture) -> str:
@@ -1405,14 +1222,14 @@ def _stable(items: Iterable[Any]) -> list[Any]:
         return values
 
 
-def repr_limited(obj: Any) -> str:
+def _repr_or_empty(obj: Any) -> str:
     try:
         return repr(obj)
     except Exception:
         return ""
 
 
-def inspect_getattr(cls: type, name: str) -> Any:
+def _class_lookup(cls: type, name: str) -> Any:
     for klass in cls.__mro__:
         if name in vars(klass):
             return vars(klass)[name]

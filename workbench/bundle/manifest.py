@@ -71,7 +71,7 @@ def requirements(top_level_modules: set[str]) -> list[str]:
     import importlib.metadata as md
     import sys
 
-    from .capture import _distributions
+    from .installed import distributions as _distributions
 
     dists: set[str] = {"workbench", "torch", "safetensors"}
     for top in top_level_modules:
