@@ -8,7 +8,8 @@
 
 The cell's last expression is bound to ``classifier`` in the notebook, registered with
 :mod:`workbench.registry` (the JupyterLab side panel lists it) and displayed. ``--check EXPR`` runs
-it on one input and prints every step's output summary; ``--save PATH`` writes a bundle.
+it on one input and prints every step's output summary; ``--save PATH`` writes a bundle (with
+``--check`` too, the bundle is loaded in a fresh interpreter and must agree on that input).
 ``%wb_deps NAME`` prints the source a bundle of ``NAME`` would contain and ``%wb_save NAME PATH``
 saves one. ``NAME`` is looked up in the registry first, then among the notebook's variables.
 """
@@ -75,12 +76,15 @@ class PipelineMagics(Magics):
             )
         shell.user_ns[name] = value
         registry.register(name, value)
+        checked: list[Any] | None = None
         if args.check is not None:
             item = self._evaluate(args.check, f"%%pipeline {name} --check")
             print(summarize(value, item))
+            checked = [item]
         if args.save is not None:
-            path = _save(value, args.save, overwrite=args.overwrite)
-            print(f"saved {name} to {path}")
+            # with --check, the new bundle is also loaded in a fresh interpreter and must agree on the input
+            path = _save(value, args.save, overwrite=args.overwrite, check=checked)
+            print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else ""))
         return value
 
     @magic_arguments()
@@ -178,10 +182,10 @@ def _describe_value(value: Any) -> str:
     return f"{_article(type(value).__name__)} {type(value).__name__} ({text})"
 
 
-def _save(pipeline: Transform, path: str, *, overwrite: bool) -> Any:
+def _save(pipeline: Transform, path: str, *, overwrite: bool, check: list[Any] | None = None) -> Any:
     from .bundle import save
 
-    return save(pipeline, path, overwrite=overwrite)
+    return save(pipeline, path, overwrite=overwrite, check=check)
 
 
 def _article(word: str) -> str:

@@ -179,6 +179,35 @@ def test_check_option_summarises_steps(kernel):
     assert lines[4] == "[4] argmax -> Tensor[] int64"
 
 
+def test_pipeline_magic_save_and_wb_save(kernel):
+    path = kernel.json("os.path.join(OUT, 'magic_saved.wb')")
+    cell = f"%%pipeline pl_saved --save {path} --check 2\nSAVED_K = 3\ntransform(lambda x: x * SAVED_K)"
+    r = kernel.ok(cell)
+    assert "[0] lambda x: x * SAVED_K -> int 6" in r.stdout
+    assert f"saved pl_saved to {path} (checked in a fresh interpreter)" in r.stdout
+    again = kernel.run(cell)  # the bundle exists: re-running needs --overwrite
+    assert again.ename == "FileExistsError" and path in again.evalue
+    kernel.ok("SAVED_K = 4")
+    kernel.ok(cell.replace("--save", "--overwrite --save"))
+    kernel.cases.append({"name": "magic_saved", "bundle": path,
+                         "expected": kernel.json("save_case('magic_saved_expected', pl_saved, [2, 5])['expected']")})
+    r = kernel.run(f"%wb_save pl_saved {path}")
+    assert r.ename == "FileExistsError"
+    r = kernel.ok(f"%wb_save pl_saved {path} --overwrite")
+    assert f"saved pl_saved to {path}" in r.stdout
+
+
+def test_unload_and_reload_extension(kernel):
+    kernel.ok("%unload_ext workbench")
+    assert kernel.json("workbench.tracking.is_active()") is False
+    kernel.ok("def while_off(x):\n    return x - 3", cell_id="off")
+    kernel.ok("%load_ext workbench")
+    assert kernel.json("workbench.tracking.is_active()") is True
+    # the cell that ran while tracking was off is recovered exactly from the input history
+    assert kernel.json("origin(while_off)")[2:] == ["def while_off(x):\n    return x - 3", True]
+    assert kernel.json("origin(edited)")[1] is None  # records from before the unload were dropped
+
+
 def test_zz_bundles_load_in_fresh_processes(kernel):
     # each case was saved by the test that made it (and that test failed if saving failed)
     assert kernel.cases
