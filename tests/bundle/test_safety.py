@@ -254,3 +254,56 @@ def test_weights_are_standard_safetensors_with_aligned_tensors(tmp_path):
         assert (8 + header_len + info["data_offsets"][0]) % 64 == 0, name
     plain = load_file(str(out / "weights.safetensors"))  # any safetensors reader can read it
     assert torch.equal(plain["linear.weight"], model[0].weight.detach())
+
+
+def _make_pair():
+    state = {"n": 0}
+    total = [0]
+
+    def add(x):
+        total[0] += x
+        return total[0] + len(state)
+
+    def peek(x):
+        return total[0] + x
+
+    return add, peek
+
+
+def test_shared_closure_cell_is_refused(tmp_path):
+    add, peek = _make_pair()
+    with pytest.raises(CaptureError, match=r"closure variable 'total' is shared"):
+        workbench.save(transform(add) >> transform(peek), tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_layer_with_hooks_is_refused(tmp_path):
+    layer = torch.nn.Linear(2, 2)
+    layer.register_forward_hook(lambda m, i, o: o * 2)
+    with pytest.raises(CaptureError, match=r"Linear.*forward hooks registered"):
+        workbench.save(transform(torch.tensor) >> transform(layer), tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_object_array_is_refused(tmp_path):
+    import numpy as np
+
+    global TABLE
+    TABLE = np.array([{"a": 1}, None], dtype=object)
+
+    def look(i):
+        return TABLE[i]
+
+    with pytest.raises(CaptureError, match=r"ndarray object: it is a numpy array of Python objects.*\n.*TABLE"):
+        workbench.save(transform(look), tmp_path / "b")
+
+
+def test_class_closing_over_function_variables_is_refused(tmp_path):
+    def make(k):
+        class Scaler:
+            def __call__(self, x):
+                return x * k
+        return Scaler()
+
+    with pytest.raises(CaptureError, match=r"class .*Scaler.*closes over k"):
+        workbench.save(transform(make(3)), tmp_path / "b")
