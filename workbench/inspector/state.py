@@ -283,7 +283,9 @@ class InspectorState:
 
     def title(self, index: int | None = None) -> str:
         index = self._check_index(self.example if index is None else index)
-        title = f"{self.example_label(index)} · {self.step.where} {self.step.label} ({self.step.stage})"
+        step = "pipeline output" if self.step.path == () and self.step.module is None else \
+            f"{self.step.where} {self.step.label}"
+        title = f"{self.example_label(index)} · {step} ({self.step.stage})"
         parts = self.parts(index)
         if parts:
             title += f" · part {parts[min(self.part, len(parts) - 1)]}"

@@ -101,9 +101,12 @@ class Summary:
         return rows
 
     def to_html(self) -> str:
-        body = "".join(f"<tr><th style='text-align:left;padding-right:8px'>{html.escape(k)}</th>"
-                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in self.rows())
-        return f"<table class='workbench-summary' style='font-size:12px'>{body}</table>"
+        """A compact table, two fields per row."""
+        cell = "padding:1px 6px;line-height:1.3;text-align:left;border:none"
+        pairs = [f"<th style='{cell};color:#555'>{html.escape(k)}</th><td style='{cell}'>{html.escape(v)}</td>"
+                 for k, v in self.rows()]
+        body = "".join(f"<tr>{''.join(pairs[i:i + 2])}</tr>" for i in range(0, len(pairs), 2))
+        return f"<table class='workbench-summary' style='font-size:12px;border-collapse:collapse'>{body}</table>"
 
 
 def _fmt(value: float) -> str:

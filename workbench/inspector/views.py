@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -45,6 +46,7 @@ class ViewOptions:
 
 _IMAGE_KINDS = ("image", "rgb", "maps")
 _TEXT_LINES = 28
+_TITLE_WIDTH = 70
 _TEXT_WIDTH = 90
 
 
@@ -61,11 +63,12 @@ def view_figure(columns: Sequence[Column], options: ViewOptions | None = None) -
 
 def _draw_column(fig: Any, title: str, value: Any, message: str | None, options: ViewOptions) -> None:
     if message is not None:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(textwrap.fill(title, _TITLE_WIDTH), fontsize=9)
         _draw_text(fig.add_subplot(), message)
         return
     s = summarize(value)
     stats = s.stats_text()
+    title = textwrap.fill(title, _TITLE_WIDTH)
     head = f"{title}\n{s.type_name} {s.shape_text} {s.dtype or ''}".rstrip()
     fig.suptitle(head + (f"\n{stats}" if stats else ""), fontsize=9)
     if s.numeric and (s.numel or 0) > 1 and s.min is not None:

@@ -74,8 +74,8 @@ class Inspector(widgets.VBox):
             boxes.append(box)
         self.tabs = widgets.Tab(children=boxes, titles=["Output", *factories])
         self.tabs.observe(self._on_tab, "selected_index")
-        legend = widgets.HTML("<span style='font-size:11px;color:#666'>stages: pre = preprocess · "
-                              "fwd = forward (batched) · post = postprocess</span>")
+        legend = widgets.HTML("<span style='font-size:11px;color:#666'>pre/fwd/post: preprocess, "
+                              "forward (batched), postprocess</span>")
         pickers = widgets.VBox([
             widgets.HBox([self.example_picker, self.ranked_picker]),
             widgets.HBox([self.compare_toggle, self.compare_picker, self.part_picker]),
@@ -178,7 +178,9 @@ class Inspector(widgets.VBox):
         self._update_visible_view()
 
     def _draw_figure(self) -> None:
-        self.image.value = figure_png(self.state.figure())
+        fig = self.state.figure()
+        self.image.value = figure_png(fig)
+        self.image.width = str(int(round(fig.get_figwidth() * fig.dpi)))  # natural size, not stretched
         self._figure_stale = False
 
     def _summary_html(self, indices: list[int]) -> str:
