@@ -17,11 +17,12 @@ saves one. ``NAME`` is looked up in the registry first, then among the notebook'
 from __future__ import annotations
 
 import ast
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import registry, tracking
 from .pipeline import Batch, Compose, Identity, Transform, Unbatch
@@ -43,7 +44,7 @@ class PipelineMagics(Magics):
     @cell_magic
     def pipeline(self, line: str, cell: str) -> Any:
         """Build a pipeline from the cell; its last expression is bound to NAME and registered."""
-        args = parse_argstring(self.pipeline, line)
+        args = _parse(self.pipeline, line)
         name = args.name
         if not name.isidentifier():
             raise UsageError(f"%%pipeline: {name!r} is not a valid Python name")
@@ -92,7 +93,7 @@ class PipelineMagics(Magics):
     @line_magic
     def wb_deps(self, line: str) -> None:
         """Print the source a bundle of NAME would contain, each part with the cell it came from."""
-        args = parse_argstring(self.wb_deps, line)
+        args = _parse(self.wb_deps, line)
         pipeline = resolve(args.name, self.shell.user_ns)
         from .bundle import dependency_source
 
@@ -105,7 +106,7 @@ class PipelineMagics(Magics):
     @line_magic
     def wb_save(self, line: str) -> None:
         """Save pipeline NAME as a bundle at PATH."""
-        args = parse_argstring(self.wb_save, line)
+        args = _parse(self.wb_save, line)
         pipeline = resolve(args.name, self.shell.user_ns)
         path = _save(pipeline, args.path, overwrite=args.overwrite)
         print(f"saved {args.name} to {path}")
@@ -115,6 +116,15 @@ class PipelineMagics(Magics):
             return eval(expr, self.shell.user_global_ns, self.shell.user_ns)
         except Exception as exc:
             raise UsageError(f"{where}: evaluating {expr!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """Arguments of ``magic``, split like a shell line: ``--check "x[0] * 2"`` is one expression."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse {line!r}: {exc}") from None
+    return magic.parser.parse_args(argv)
 
 
 def resolve(name: str, namespace: dict[str, Any]) -> Transform:

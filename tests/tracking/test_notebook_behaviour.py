@@ -170,7 +170,7 @@ def test_magic_errors(kernel):
 
 
 def test_check_option_summarises_steps(kernel):
-    r = kernel.ok("%%pipeline pl_chk --check torch.ones(3)\n"
+    r = kernel.ok("%%pipeline pl_chk --check \"torch.ones(3) * 1\"\n"
                   "transform(lambda x: x * 2) >> workbench.batch >> transform(torch.nn.Linear(3, 2))"
                   " >> workbench.unbatch >> transform(torch.argmax)")
     lines = r.stdout.splitlines()
