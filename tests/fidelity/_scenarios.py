@@ -420,4 +420,19 @@ SCENARIOS = [
         def f(x):
             return x * RATE
     """}),
+    _s("decorated_functions", """
+        import functools
+        import torch
+        from workbench import transform
+        @torch.no_grad()
+        def double(x):
+            return torch.as_tensor(x) * 2
+        @functools.lru_cache(maxsize=None)
+        def bump(n):
+            return n + 1
+        def total(t):
+            return bump(int(t.sum()))
+        pl = transform(double) >> transform(total)
+        INPUTS = [[1.0, 2.0], [3.0, 4.5]]
+    """),
 ]

@@ -456,6 +456,10 @@ class Capture:
             self.statements.append(f"{name} = _wb.transform({self.expr(base, base.__name__)})")
             return None
         where = self._import_path(obj)
+        inner = getattr(obj, "__wrapped__", None)
+        if where is None and isinstance(inner, types.FunctionType) and not isinstance(obj, type) \
+                and inner.__globals__.get(inner.__name__) is obj:
+            return self._define_decorated(obj, inner, name)
         if where is not None:
             return self._define_import(obj, name, *where)
         if isinstance(obj, types.FunctionType):
@@ -702,6 +706,34 @@ class Capture:
                 lines.append(f"{name}.{attr} = {self.expr(value, attr)}")
             self.statements.append("\n".join(lines))
             self.definitions.append(_Definition(name, kind, fn.__qualname__, fn.__module__, source.origin, line))
+        finally:
+            self._path.pop()
+
+    def _define_decorated(self, obj: Any, fn: types.FunctionType, name: str) -> None:
+        """A decorated function (``@lru_cache``, ``@torch.no_grad()``...): its definition with the decorators.
+
+        Used when the module-level name of the definition holds exactly this object, so running the
+        decorated definition again gives the equivalent object.
+        """
+        self._path.append(f"function {fn.__qualname__}{_where(fn)}")
+        try:
+            source, node = self._locate_function(fn)
+            origin_text = describe_origin(source.origin, _first_line(node))
+            if fn.__code__.co_freevars or not _is_top_level(node) or not getattr(node, "decorator_list", None):
+                self._fail(obj, f"it is a decorated function that is not defined at the top level ({origin_text})")
+            replacements: dict[ast.AST, str] = {}
+            self._default_replacements(fn, node, replacements)
+            skip = {id(n) for r in replacements for n in ast.walk(r)}
+            self._global_replacements(fn, node, (), fn.__globals__, replacements, skip, origin_text)
+            reps = [(*_pos(n), new) for n, new in replacements.items()]
+            decorators = "".join("@" + _span_text(source.text, *_pos(d), reps) + "\n" for d in node.decorator_list)
+            text = decorators + self._function_text(source, node, replacements, ())
+            if name != fn.__name__:
+                text = re.sub(rf"^((?:@.*\n)*(?:async\s+)?def\s+){re.escape(fn.__name__)}\b", rf"\g<1>{name}", text,
+                              count=1)
+            self.statements.append(f"# decorated function {fn.__qualname__} from {origin_text}\n{text.rstrip()}")
+            self.definitions.append(_Definition(name, "function", fn.__qualname__, fn.__module__, source.origin,
+                                                _first_line(node)))
         finally:
             self._path.pop()
 
