@@ -137,6 +137,12 @@ def test_selection_by_name_path_and_errors():
         state.select_step("conv9")
     with pytest.raises(IndexError, match="example 5 is out of range: there are 5 inputs"):
         state.select_example(5)
+    with pytest.raises(TypeError, match="integer index, got 2.5"):
+        state.select_example(2.5)
+    state.select_example(np.int64(2))
+    assert state.example == 2 and type(state.example) is int
+    state.select_example(-1)
+    assert state.example == 4
     with pytest.raises(ValueError, match="cache_size must be an integer of at least 2"):
         InspectorState(pipeline(), [1], cache_size=1)
     with pytest.raises(ValueError, match="inputs is empty"):

@@ -16,6 +16,7 @@ intermediate outputs whichever examples are browsed.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -122,8 +123,8 @@ class InspectorState:
     def _check_index(self, index: Any) -> int:
         if isinstance(index, bool) or not isinstance(index, int):
             try:
-                index = int(index)  # numpy integers
-            except (TypeError, ValueError):
+                index = operator.index(index)  # numpy and 0-d torch integers, not floats
+            except TypeError:
                 raise TypeError(f"an example is chosen by its integer index, got {index!r}") from None
         n = len(self.inputs)
         if not -n <= index < n:
