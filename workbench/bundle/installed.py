@@ -53,4 +53,7 @@ def is_installed_module(name: str) -> bool:
             return True
         if "site-packages" in real.split(os.sep) or "dist-packages" in real.split(os.sep):
             return True
+        # A file outside the installation (next to the script, in the notebook's folder, an editable
+        # checkout) is copied, even when some distribution happens to ship a module of that name.
+        return False
     return top in distributions()
