@@ -131,6 +131,8 @@ def _run_export(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         return _fail("export", str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail("export", "interrupted; the kernel was shut down and nothing was written", 130)
     except ExportError as exc:
         detail = getattr(exc, "traceback", "")
         if isinstance(exc, NotebookFailed) and detail:

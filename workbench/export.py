@@ -29,11 +29,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 __all__ = [
     "ExportError",
@@ -184,21 +187,61 @@ def _run_notebook(client: Any, nb: Any, code_cells: list[int], env: dict[str, st
         raise NotebookFailed(f"the kernel {client.kernel_name!r} did not start: {type(exc).__name__}: {exc}",
                              error_type="KernelStartError", error_message=str(exc)) from None
     try:
-        _shim_cell_ids(client)
-        _run_hidden(client, "%load_ext workbench", "loading the workbench extension")
-        for k, index in enumerate(code_cells, 1):
-            cell = nb.cells[index]
-            say(f"[{k}/{len(code_cells)}] cell {index + 1}: {_first_line(cell.source)}")
-            _run_cell(client, cell, index)
-        say(f"saving {name!r} to {out}" + (" (with check)" if check else ""))
-        return _run_hidden(
-            client,
-            "__import__('workbench.export', fromlist=['_'])._save_in_kernel("
-            f"{name!r}, {str(out)!r}, overwrite={overwrite!r}, check={check!r}, check_inputs={check_inputs!r})",
-            f"saving {name!r}",
-        )
+        with _interrupts(client) as interrupted:
+            try:
+                _shim_cell_ids(client)
+                _run_hidden(client, "%load_ext workbench", "loading the workbench extension")
+                for k, index in enumerate(code_cells, 1):
+                    cell = nb.cells[index]
+                    say(f"[{k}/{len(code_cells)}] cell {index + 1}: {_first_line(cell.source)}")
+                    _run_cell(client, cell, index)
+                    if interrupted:
+                        raise KeyboardInterrupt
+                say(f"saving {name!r} to {out}" + (" (with check)" if check else ""))
+                result = _run_hidden(
+                    client,
+                    "__import__('workbench.export', fromlist=['_'])._save_in_kernel("
+                    f"{name!r}, {str(out)!r}, overwrite={overwrite!r}, check={check!r}, "
+                    f"check_inputs={check_inputs!r})",
+                    f"saving {name!r}",
+                )
+            except NotebookFailed:
+                if interrupted:
+                    raise KeyboardInterrupt from None
+                raise
+            if interrupted:
+                raise KeyboardInterrupt
+            return result
     finally:
         context.__exit__(None, None, None)
+
+
+@contextmanager
+def _interrupts(client: Any) -> Iterator[list[bool]]:
+    """Ctrl-C interrupts the kernel's running cell (as in JupyterLab) and then stops the export.
+
+    The yielded list becomes non-empty once SIGINT arrived; callers raise ``KeyboardInterrupt``
+    when the interrupted cell has returned, so the kernel is shut down cleanly.
+    """
+    flag: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        flag.append(True)
+        pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except OSError:
+                pass
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _log_tail(log: Any, lines: int = 15) -> str:

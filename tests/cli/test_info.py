@@ -82,3 +82,8 @@ def test_every_command_documents_the_same_exit_codes():
     codes = [text[text.index("exit codes:"):].split("\n\n")[0].strip() for text in texts]
     assert all(code == codes[0] for code in codes)
     assert "3  invalid bundle" in codes[0] and "2  usage error" in codes[0]
+    export_help, predict_help = (" ".join(text.split()) for text in texts[2:])
+    for phrase in ("--pipeline NAME", "--out PATH", "--check-inputs EXPR", "--timeout S", "--executed FILE"):
+        assert phrase in export_help, phrase
+    for phrase in ("--file F", "--batch-size N", "JSON line", '"NaN"', "--non-finite"):
+        assert phrase in predict_help, phrase

@@ -159,11 +159,3 @@ def test_a_bundle_that_fails_verification_exits_3_naming_the_file(bundles, tmp_p
     assert result.returncode == 3 and "manifest.json" in result.stderr
     result = run_cli("predict", tmp_path / "nowhere.wb", "[1, 2]")
     assert result.returncode == 3 and "no bundle at" in result.stderr and "nowhere.wb" in result.stderr
-
-
-def test_help_describes_inputs_outputs_and_exit_codes():
-    result = run_cli("predict", "--help")
-    assert result.returncode == 0
-    text = " ".join(result.stdout.split())
-    for phrase in ("--file", "--batch-size", "JSON line", "NaN", "exit codes", "3"):
-        assert phrase in text, phrase
