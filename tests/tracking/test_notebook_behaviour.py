@@ -102,6 +102,8 @@ def test_identical_cells_keep_their_own_records(kernel):
     assert kernel.json("origin(twin)")[:2] == [b.execution_count, "twin-b"]
     records = kernel.json(f"[c.execution_count for c in workbench.tracking.cells() if c.raw == {text!r}]")
     assert records == [a.execution_count, b.execution_count]
+    deps = kernel.json("workbench.bundle.dependency_source(transform(first_twin) >> transform(twin))")
+    assert f"cell [{a.execution_count}] (id twin-a)" in deps and f"cell [{b.execution_count}] (id twin-b)" in deps, deps
     kernel.cases.append(kernel.json("save_case('identical_cells', transform(first_twin) >> transform(twin), [0])"))
 
 

@@ -54,7 +54,7 @@ def _tracking() -> Any:
 
 
 def _from_cell(cell: Any) -> Source:
-    key = ("cell", cell.filename)
+    key = ("cell", cell.filename, cell.execution_count, cell.cell_id)  # identical texts, separate runs
     cached = _CACHE.get(key)
     if cached is not None and cached.text == cell.transformed:
         return cached
@@ -71,6 +71,11 @@ def _from_cell(cell: Any) -> Source:
 
 def source_for_code(code: Any) -> Source | None:
     """The source of a code object: its notebook cell, its file, or IPython's line cache; else None."""
+    tracking = _tracking()
+    if tracking is not None:
+        cell = tracking.cell_for_code(code)  # the exact execution, even among runs of identical text
+        if cell is not None:
+            return _from_cell(cell)
     return _lookup(code.co_filename)
 
 
