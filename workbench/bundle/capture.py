@@ -249,7 +249,8 @@ class Capture:
         if _literal_key(obj) is not None:
             bundle_name, new = self._claim(obj, name)
             if new:
-                self.statements.append(self._value_comment(obj, bundle_name) + f"{bundle_name} = {_scalar_text(obj)}")
+                self.statements.append(self._value_comment(obj, bundle_name)
+                                       + f"{bundle_name} = {self._literal_text(obj, bundle_name)}")
             return bundle_name
         bundle_name, _ = self._claim(obj, name)
         key = self._key(obj)
@@ -261,6 +262,14 @@ class Capture:
             self._fail(obj, "refers to itself while being defined (a reference cycle)")
         self._define(obj, self._primary[key])
         return bundle_name
+
+    def _literal_text(self, obj: Any, hint: str) -> str:
+        """A literal, or for a very long string, a read of the JSON file it is stored in."""
+        if isinstance(obj, str) and len(obj) > _LARGE_LITERAL:
+            name = self._artifact(hint)
+            self.json_values[name] = obj
+            return f"_bundle.json({name!r})"
+        return _scalar_text(obj)
 
     def _drain(self) -> None:
         while self._pending:
@@ -281,7 +290,7 @@ class Capture:
         """A Python expression that evaluates to (a faithful copy of) ``obj`` at this point of the source."""
         torch = self._torch
         if _literal_key(obj) is not None:
-            return _scalar_text(obj)
+            return self._literal_text(obj, hint)
         if obj is Ellipsis:
             return "..."
         if obj is NotImplemented:
