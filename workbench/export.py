@@ -137,6 +137,8 @@ def export_notebook(
         raise ValueError(f"notebook {str(notebook)!r} is a directory, not a .ipynb file")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite (overwrite=True) to replace it")
+    if out.exists() and not (out / "manifest.json").is_file():
+        raise FileExistsError(f"{str(out)!r} exists and is not a bundle; --overwrite only replaces bundles")
     if executed is not None and executed.exists() and not overwrite:
         raise FileExistsError(f"{str(executed)!r} already exists; pass --overwrite (overwrite=True) to replace it")
     try:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from workbench.bundle import save
 
 from ._cli import REPO, run_cli
 
@@ -151,3 +154,25 @@ def test_a_registered_pipeline_is_checked_on_its_pipeline_check_input_and_traced
     predicted = run_cli("predict", out, "21", "1.5")
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.splitlines() == ["22", "2.5"]
+
+
+def test_a_check_that_finds_different_outputs_fails_and_leaves_the_old_bundle(tmp_path):
+    notebook = _notebook(
+        tmp_path / "noisy.ipynb",
+        "import torch\nfrom workbench import transform",
+        "noisy = transform(lambda x: x + torch.rand(1).item())  # differs in every process",
+    )
+    (tmp_path / "previous_pipeline.py").write_text("from workbench import transform\nprevious = transform(abs)\n")
+    spec = importlib.util.spec_from_file_location("previous_pipeline", tmp_path / "previous_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = save(module.previous, tmp_path / "noisy.wb")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = run_cli("export", notebook, "-p", "noisy", "-o", out, "--check-inputs", "[1.0, 2.0]",
+                     "--overwrite")
+    assert result.returncode == 1, result.stderr
+    assert "workbench export: saving 'noisy' failed: CheckError" in result.stderr
+    assert "input 0 (1.0): output: expected" in result.stderr
+    assert result.stderr.rstrip().endswith("nothing was written")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy.ipynb", "noisy.wb", "previous_pipeline.py"]
