@@ -49,7 +49,7 @@ def cnn_pipeline():
 def test_final_output_equals_infer_apply_for_every_composite():
     plus = transform(lambda x: x + 1)
     double = transform(lambda x: x * 2)
-    fail_big = transform(lambda x: x if x < 10 else (_ for _ in ()).throw(ValueError("too big")))
+    fail_big = transform(lambda x: x + 100 if x < 10 else (_ for _ in ()).throw(ValueError("too big")))
     pipelines = [
         (cnn_pipeline(), torch.rand(64)),
         (plus >> double + plus >> (double / plus), 3),
@@ -193,3 +193,89 @@ def test_repr_and_html_name_the_steps():
 def test_trace_rejects_non_pipelines():
     with pytest.raises(TypeError, match="needs a workbench pipeline"):
         trace(lambda x: x, 1)
+
+
+# --- random pipelines: the trace's output is infer_apply's, and every node that ran has one record ------
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench import Compose, Map, Parallel, Rollout
+
+@transform
+def inc(x):
+    return x + 1
+
+
+@transform
+def triple(x):
+    return x * 3
+
+
+@transform
+def neg(x):
+    return -x
+
+
+@transform
+def odd_only(x):
+    if x % 2 == 0:
+        raise ValueError("even")
+    return x
+
+
+@transform
+def total(xs):
+    return sum(xs)
+
+
+@transform
+def pair(x):
+    return (x, x * 2)
+
+
+@transform
+def spread(x):
+    return [x, x + 1]
+
+
+@transform
+def difference(t):
+    return t[0] - t[1]
+
+
+_LEAVES = [inc, triple, neg, odd_only]
+
+
+def _trees():
+    leaf = st.sampled_from(_LEAVES)
+
+    def extend(children):
+        return st.one_of(
+            st.lists(children, min_size=2, max_size=3).map(Compose),
+            st.lists(children, min_size=2, max_size=3).map(Rollout).map(lambda r: r >> total),
+            children.map(Map).map(lambda m: spread >> m >> total),
+            st.lists(children, min_size=2, max_size=2).map(Parallel).map(lambda p: pair >> p >> difference),
+            st.tuples(children, children).map(lambda ab: IfTrain(ab[0], ab[1])),
+            st.tuples(children, children).map(lambda ab: Try(ab[0], ab[1], ValueError)),
+        )
+
+    return st.recursive(leaf, extend, max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_trees(), st.integers(-20, 20))
+def test_random_pipelines_trace_exactly_like_infer_apply(pl, x):
+    try:
+        expected = pl.infer_apply(x)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as traced:
+            trace(pl, x)
+        assert traced.value.__notes__ == exc.__notes__
+        return
+    t = trace(pl, x)
+    assert t.output == expected and t[()].output == expected
+    keys = [r.key for r in t]
+    assert len(keys) == len(set(keys))  # one record per step (map steps hold a list)
+    known = {s.key for s in pipeline_steps(pl)}
+    assert set(keys) <= known
