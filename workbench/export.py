@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -97,7 +97,6 @@ class ExportResult:
     seconds: float
     checked: int = 0
     executed: Path | None = None
-    messages: list[str] = field(default_factory=list)
 
 
 def export_notebook(
