@@ -99,9 +99,14 @@ def build(root: Path, *, structure: dict[str, Any], definitions: list[dict[str, 
         rel = path.relative_to(root).as_posix()
         if rel == MANIFEST:
             continue
-        files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
-        if files[rel]["size"] > _CHUNKED_ABOVE:
-            files[rel]["chunks"] = {"size": _CHUNK, "sha256": _chunk_hashes(path)}
+        size = path.stat().st_size
+        if size > _CHUNKED_ABOVE:  # the whole-file hash on its own thread, the chunk hashes beside it
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                whole = pool.submit(sha256_file, path)
+                chunks = _chunk_hashes(path)
+                files[rel] = {"sha256": whole.result(), "size": size, "chunks": {"size": _CHUNK, "sha256": chunks}}
+        else:
+            files[rel] = {"sha256": sha256_file(path), "size": size}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
