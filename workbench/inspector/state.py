@@ -201,7 +201,7 @@ class InspectorState:
         if cached is not None:
             self._cache.move_to_end(index)
             return cached
-        result = _run(self.pipeline, self.inputs[index], self.layers)
+        result = _run(self.pipeline, self.inputs[index], self.layers, self.steps)
         self.traces_run += 1
         self._cache[index] = result
         while len(self._cache) > self.cache_size:

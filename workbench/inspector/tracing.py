@@ -311,12 +311,16 @@ def trace(pipeline: Transform, x: Any, layers: bool = False) -> Trace:
     return result
 
 
-def _run(pipeline: Transform, x: Any, layers: bool) -> Trace:
-    """The trace of ``x``; a failing step ends it with ``error`` set instead of raising."""
+def _run(pipeline: Transform, x: Any, layers: bool, steps: list[StepInfo] | None = None) -> Trace:
+    """The trace of ``x``; a failing step ends it with ``error`` set instead of raising.
+
+    ``steps`` is ``pipeline_steps(pipeline, layers)`` when the caller has it already (labels of
+    lambdas are read from their source, which costs more than running a small pipeline).
+    """
     if not isinstance(pipeline, Transform):
         raise TypeError(f"trace() needs a workbench pipeline or step, got {type(pipeline).__name__}; "
                         "wrap it with workbench.transform first")
-    recorder = _Recorder(pipeline_steps(pipeline, layers))
+    recorder = _Recorder(steps if steps is not None else pipeline_steps(pipeline, layers))
     handles = recorder.attach_hooks(pipeline) if layers else []
     try:
         with _Scope("infer", False, _target_device(pipeline)):
