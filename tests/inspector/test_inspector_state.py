@@ -246,3 +246,13 @@ def test_memory_is_bounded_while_browsing_many_examples():
     state.select_example(state.cached()[-1])
     state.summary()
     assert state.traces_run == runs
+
+
+def test_text_with_dollar_signs_is_drawn_literally(tmp_path):
+    state = InspectorState(transform(lambda s: s.upper()) - "shout", ["costs $5 and $x_1$ $"],
+                           class_names=["$a"])
+    state.select_step("shout")
+    fig = state.figure()
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["COSTS $5 AND $X_1$ $"]
+    assert open(state.export_png(str(tmp_path / "t.png")), "rb").read(8) == PNG_SIGNATURE

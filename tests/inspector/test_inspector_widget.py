@@ -193,3 +193,11 @@ def test_the_output_figure_is_drawn_only_while_its_tab_is_shown():
     assert fmt(float(maps.fn(6).mean())) in w.summary_html.value  # ...but the summary is current
     w.tabs.selected_index = 0
     assert bytes(w.image.value) != first and bytes(w.image.value[:8]) == PNG_SIGNATURE
+
+
+def test_a_failed_export_from_the_button_is_reported_under_it(tmp_path):
+    w = inspect(pipeline(), list(range(3)))
+    w.export_path.value = str(tmp_path / "no" / "such" / "dir.png")
+    w.export_button.click()  # does not raise into the frontend's callback
+    assert "FileNotFoundError" in w.export_status.value and "does not exist" in w.export_status.value
+    assert not (tmp_path / "no").exists()

@@ -63,14 +63,14 @@ def view_figure(columns: Sequence[Column], options: ViewOptions | None = None) -
 
 def _draw_column(fig: Any, title: str, value: Any, message: str | None, options: ViewOptions) -> None:
     if message is not None:
-        fig.suptitle(textwrap.fill(title, _TITLE_WIDTH), fontsize=9)
+        fig.suptitle(textwrap.fill(title, _TITLE_WIDTH), fontsize=9, parse_math=False)
         _draw_text(fig.add_subplot(), message)
         return
     s = summarize(value)
     stats = s.stats_text()
     title = textwrap.fill(title, _TITLE_WIDTH)
     head = f"{title}\n{s.type_name} {s.shape_text} {s.dtype or ''}".rstrip()
-    fig.suptitle(head + (f"\n{stats}" if stats else ""), fontsize=9)
+    fig.suptitle(head + (f"\n{stats}" if stats else ""), fontsize=9, parse_math=False)
     if s.numeric and (s.numel or 0) > 1 and s.min is not None:
         top, bottom = fig.subfigures(2, 1, height_ratios=[3, 1.2])
         _draw_main(top, value, s, options)
@@ -115,14 +115,14 @@ def _draw_images(fig: Any, value: Any, max_panels: int) -> None:
                               interpolation="nearest")
             fig.colorbar(image, ax=ax, shrink=0.8)
         if layout.note:
-            ax.set_xlabel(layout.note, fontsize=8)
+            ax.set_xlabel(layout.note, fontsize=8, parse_math=False)
         return
     mosaic, origins = _mosaic([np.asarray(p, dtype=np.float32) for p in layout.panels])
     ax.imshow(mosaic, interpolation="nearest")
     for (row, col), title in zip(origins, layout.titles):
-        ax.text(col, row, title, fontsize=6, color="white", va="top", ha="left",
+        ax.text(col, row, title, fontsize=6, parse_math=False, color="white", va="top", ha="left",
                 bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "linewidth": 0})
-    ax.set_xlabel(layout.note, fontsize=8)
+    ax.set_xlabel(layout.note, fontsize=8, parse_math=False)
     for spine in ax.spines.values():
         spine.set_visible(False)
 
@@ -172,7 +172,7 @@ def _draw_topk(ax: Any, value: Any, options: ViewOptions) -> None:
     k = top_k(value, options.top_k, options.class_names)
     labels = [f"{label}" if label == str(i) else f"{i}: {label}" for i, label, _ in k.rows()]
     ax.barh(range(len(k.values))[::-1], k.values, color="#4c72b0")
-    ax.set_yticks(range(len(k.values))[::-1], labels, fontsize=8)
+    ax.set_yticks(range(len(k.values))[::-1], labels, fontsize=8, parse_math=False)
     for y, v in zip(range(len(k.values))[::-1], k.values):
         ax.text(v, y, f" {v:.4g}", va="center", fontsize=7)
     ax.set_title(f"top {len(k.indices)} of {k.length}", fontsize=8)
@@ -199,7 +199,7 @@ def _draw_text(ax: Any, text: str) -> None:
         lines = lines[:_TEXT_LINES - 1] + [f"... ({len(lines) - _TEXT_LINES + 1} more lines)"]
     ax.axis("off")
     ax.text(0.0, 1.0, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=8,
-            transform=ax.transAxes)
+            transform=ax.transAxes, parse_math=False)
 
 
 def histogram_figure(value: Any, bins: int = 30) -> Figure:

@@ -90,7 +90,7 @@ class Inspector(widgets.VBox):
         self.compare_toggle.observe(self._on_compare, "value")
         self.compare_picker.observe(self._on_compare, "value")
         self.part_picker.observe(self._on_part, "value")
-        self.export_button.on_click(lambda _: self.export_png(self.export_path.value.strip() or None))
+        self.export_button.on_click(self._on_export)
         self._unsubscribe = state.subscribe(self._on_state)
         self._sync_examples()
         self.refresh()
@@ -256,6 +256,12 @@ class Inspector(widgets.VBox):
     def _on_compare(self, change: dict[str, Any]) -> None:
         if not self._syncing:
             self.state.set_compare(self.compare_picker.value if self.compare_toggle.value else None)
+
+    def _on_export(self, _: Any) -> None:
+        try:
+            self.export_png(self.export_path.value.strip() or None)
+        except Exception:  # the message is shown under the button; a click has no caller to raise to
+            pass
 
     def _on_part(self, change: dict[str, Any]) -> None:
         if not self._syncing and change["new"] is not None:
