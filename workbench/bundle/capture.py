@@ -326,7 +326,7 @@ class Capture:
             cls = owner if isinstance(owner, type) else type(owner)
             if _function_of(_class_lookup(cls, func.__name__)) is func or \
                     getattr(getattr(cls, func.__name__, None), "__func__", None) is func:
-                return f"{self.expr(owner, hint)}.{func.__name__}"
+                return f"{self.expr(owner, self._hint(owner, cls.__name__.lower()))}.{func.__name__}"
             return f"{self.need(types, 'types')}.MethodType({self.expr(func, hint)}, {self.expr(owner, hint)})"
         if isinstance(obj, (types.BuiltinMethodType,)) and getattr(obj, "__self__", None) is not None \
                 and not isinstance(obj.__self__, types.ModuleType):
