@@ -140,6 +140,7 @@ def export_notebook(
         raise FileExistsError(f"{str(out)!r} exists and is not a bundle; --overwrite only replaces bundles")
     if executed is not None and executed.exists() and not overwrite:
         raise FileExistsError(f"{str(executed)!r} already exists; pass --overwrite (overwrite=True) to replace it")
+    _check_kernel(kernel_name)
     try:
         nb = nbformat.read(str(notebook), as_version=4)
     except Exception as exc:  # nbformat raises JSON, validation and reader errors alike
@@ -213,6 +214,9 @@ def _run_notebook(client: Any, nb: Any, code_cells: list[int], env: dict[str, st
             if interrupted:
                 raise KeyboardInterrupt
             return result
+    except BaseException:
+        client.shutdown_kernel = "immediate"  # a cell may still be running: do not wait for it
+        raise
     finally:
         context.__exit__(None, None, None)
 
@@ -251,6 +255,17 @@ def _log_tail(log: Any, lines: int = 15) -> str:
     text = log.read().decode("utf-8", "replace")
     kept = [line for line in text.splitlines() if "running over TCP without encryption" not in line]
     return ("\nkernel output:\n" + "\n".join(kept[-lines:])) if kept else ""
+
+
+def _check_kernel(kernel_name: str) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise ValueError(f"no Jupyter kernel named {kernel_name!r}; installed kernels: {known}") from None
 
 
 def _client(nb: Any, notebook: Path, timeout: float | None, kernel_name: str) -> Any:

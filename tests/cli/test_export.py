@@ -176,3 +176,16 @@ def test_a_check_that_finds_different_outputs_fails_and_leaves_the_old_bundle(tm
     assert result.stderr.rstrip().endswith("nothing was written")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy.ipynb", "noisy.wb", "previous_pipeline.py"]
+
+
+def test_timeout_stops_a_slow_cell_and_an_unknown_kernel_is_a_usage_error(tmp_path):
+    notebook = _notebook(tmp_path / "slow.ipynb", "import time\nfrom workbench import transform",
+                         "time.sleep(60)\nslow = transform(abs)")
+    out = tmp_path / "slow.wb"
+    result = run_cli("export", notebook, "-p", "slow", "-o", out, "--timeout", "3")
+    assert result.returncode == 1, result.stderr
+    assert "cell 3 ('time.sleep(60)') did not finish within 3 seconds" in result.stderr
+    assert not out.exists()
+    unknown = run_cli("export", notebook, "-p", "slow", "-o", out, "--kernel", "no-such-kernel")
+    assert unknown.returncode == 2 and "no Jupyter kernel named 'no-such-kernel'" in unknown.stderr
+    assert "python3" in unknown.stderr
