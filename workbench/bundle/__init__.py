@@ -6,7 +6,10 @@
 
 See docs/bundles.md for the format and the fidelity rules. Modules: :mod:`.source` (finding the
 source of functions and classes in files and notebook cells), :mod:`.scope` (global names and
-renaming), :mod:`.capture` (what to write), :mod:`.emit` (the source text), :mod:`.artifacts`
+renaming), :mod:`.capture` (what to write: walking the pipeline, naming, values), with
+:mod:`.definitions` (functions and classes copied as source, verified by :mod:`.codetext`) and
+:mod:`.objects` (layers, tensors, instances), :mod:`.installed` (import or copy), :mod:`.emit`
+(the source text), :mod:`.artifacts`
 (data by value), :mod:`.manifest`, :mod:`.writer` (``save``), :mod:`.reader` (``load``),
 :mod:`.runtime` (what the source calls while loading).
 """

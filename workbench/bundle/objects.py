@@ -1,0 +1,207 @@
+"""Rebuilding objects without pickle: torch layers, tensors, arrays, frames and other instances.
+
+:class:`ObjectsMixin` is the part of :class:`~workbench.bundle.capture.Capture` that writes
+``_bundle.module(...)``, ``_bundle.parameter(...)``, ``_bundle.array(...)`` and
+``_bundle.instance(...)`` calls, collecting the tensors and data they read.
+
+>>> import torch
+>>> _is_wrapped(torch.nn.Linear)
+False
+"""
+
+from __future__ import annotations
+
+import copyreg
+import re
+from typing import Any
+
+__all__ = ["ObjectsMixin"]
+
+
+def _is_wrapped(cls: type) -> bool:
+    from ..transform import _WRAPPED
+
+    base = vars(cls).get("_wb_base")
+    return base is not None and _WRAPPED.get(base) is cls
+
+
+class ObjectsMixin:
+    """Layers, tensors, data and instances (mixed into ``Capture``)."""
+
+    # --- torch layers ----------------------------------------------------------------------------------------
+
+    def _class_expr(self, cls: type) -> str:
+        if "_wb_base" in vars(cls) and _is_wrapped(cls):
+            base = cls._wb_base
+            return f"_wb.transform({self.expr(base, base.__name__)})"
+        return self.expr(cls, cls.__name__)
+
+    def _define_layer(self, module: Any, name: str) -> None:
+        torch = self._torch
+        self._path.append(f"layer {type(module).__name__}")
+        try:
+            state = vars(module)
+            for hook_dict in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+                              "_state_dict_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"):
+                if state.get(hook_dict):
+                    self._fail(module, f"it has {hook_dict.strip('_').replace('_', ' ')} registered; hooks are not "
+                                       "saved in bundles (remove them, or fold them into a step)")
+            cls_text = self._class_expr(type(module))
+            params = []
+            for pname, p in state["_parameters"].items():
+                params.append(f"{pname!r}: {self._weight_expr(p, f'{name}.{pname}', True)}")
+            buffers = []
+            for bname, b in state["_buffers"].items():
+                buffers.append(f"{bname!r}: {self._weight_expr(b, f'{name}.{bname}', False)}")
+            children = []
+            for cname, child in state["_modules"].items():
+                self._path.append(f"submodule {cname!r}")
+                try:
+                    children.append(f"{cname!r}: {self.expr(child, f'{name}_{cname}') if child is not None else 'None'}")
+                finally:
+                    self._path.pop()
+            attrs = []
+            for attr, value in state.items():
+                if attr in self._torch_internal and attr != "training":
+                    continue
+                self._path.append(f"attribute {attr!r}")
+                try:
+                    attrs.append(f"{attr!r}: {self.expr(value, attr)}")
+                finally:
+                    self._path.pop()
+            args = [cls_text, "{" + ", ".join(attrs) + "}"]
+            if params:
+                args.append("parameters={" + ", ".join(params) + "}")
+            if buffers:
+                args.append("buffers={" + ", ".join(buffers) + "}")
+            if children:
+                args.append("modules={" + ", ".join(children) + "}")
+            non_persistent = sorted(state["_non_persistent_buffers_set"])
+            if non_persistent:
+                args.append(f"non_persistent={non_persistent!r}")
+            n_tensors = len(params) + len(buffers)
+            comment = f"# torch layer {type(module).__qualname__}: attributes by value"
+            comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
+            self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
+        finally:
+            self._path.pop()
+
+    def _weight_expr(self, tensor: Any, key: str, parameter: bool) -> str:
+        if tensor is None:
+            return "None"
+        return self._tensor_expr(tensor, key, "weights")
+
+    def _tensor_expr(self, tensor: Any, key: str, store: str) -> str:
+        torch = self._torch
+        known = self._tensor_keys.get(id(tensor))
+        if known is None:
+            if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.is_sparse or tensor.is_quantized \
+                    or tensor.layout != torch.strided:
+                self._fail(tensor, f"it is a {type(tensor).__name__} with layout {tensor.layout}; only dense tensors "
+                                   "and parameters are stored")
+            key = self._unique_tensor_key(key, store)
+            data = tensor.detach()
+            if data.device.type != "cpu":
+                data = data.cpu()
+            data = data.contiguous()
+            ptr = data.untyped_storage().data_ptr() if data.numel() else None
+            if ptr is not None and ptr in self._storage_ptrs:
+                data = data.clone()
+            elif ptr is not None:
+                self._storage_ptrs.add(ptr)
+            (self.weights if store == "weights" else self.tensors)[key] = data
+            self._tensor_keys[id(tensor)] = (store, key)
+            self._keep.append(tensor)
+            known = (store, key)
+        store, key = known
+        kind = "parameter" if isinstance(tensor, torch.nn.Parameter) else "tensor"
+        args = [repr(key)]
+        if store == "weights":
+            args.append("weights=True")
+        if isinstance(tensor, torch.nn.Parameter):
+            if not tensor.requires_grad:
+                args.append("requires_grad=False")
+        elif tensor.requires_grad:
+            args.append("requires_grad=True")
+        if tensor.device.type != "cpu":
+            args.append(f"device={str(tensor.device)!r}")
+        return f"_bundle.{kind}({', '.join(args)})"
+
+    def _unique_tensor_key(self, key: str, store: str) -> str:
+        existing = self.weights if store == "weights" else self.tensors
+        if key not in existing:
+            return key
+        n = 2
+        while f"{key}_{n}" in existing:
+            n += 1
+        return f"{key}_{n}"
+
+    # --- data ---------------------------------------------------------------------------------------------------
+
+    def _artifact(self, hint: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", hint) or "data"
+        name = base
+        n = 2
+        while name in self._artifact_names:
+            name = f"{base}_{n}"
+            n += 1
+        self._artifact_names.add(name)
+        return name
+
+    def _array_expr(self, array: Any, hint: str) -> str:
+        if array.dtype.hasobject:
+            self._fail(array, "it is a numpy array of Python objects, which cannot be stored without pickle")
+        name = self._artifact(hint)
+        self.arrays[name] = array
+        return f"_bundle.array({name!r})"
+
+    def _frame_expr(self, frame: Any, hint: str) -> str:
+        from .artifacts import check_frame
+
+        problem = check_frame(frame)
+        if problem:
+            self._fail(frame, problem)
+        name = self._artifact(hint)
+        self.frames[name] = frame
+        return f"_bundle.frame({name!r})"
+
+    # --- other instances ------------------------------------------------------------------------------------------
+
+    def _define_instance(self, obj: Any, name: str) -> None:
+        cls = type(obj)
+        self._path.append(f"{cls.__name__} instance")
+        try:
+            base = cls._wb_base if "_wb_base" in vars(cls) and _is_wrapped(cls) else cls
+            try:
+                reduced = base.__reduce_ex__(obj, 4)
+            except Exception as exc:
+                self._fail(obj, f"it cannot be stored by value or re-created ({exc})")
+            if isinstance(reduced, str):
+                self._fail(obj, f"it is a global named {reduced!r} that could not be imported")
+            func, args, state, listitems, dictitems = (tuple(reduced) + (None,) * 5)[:5]
+            from ..pipeline import Transform
+
+            if isinstance(obj, Transform) and isinstance(state, dict):
+                state = {k: (None if k == "_fns" else v) for k, v in state.items() if k != "_wb_modules_cache"}
+            if func is copyreg.__newobj__ and args and args[0] is cls:
+                parts = [self._class_expr(cls)]
+                if state is not None:
+                    parts.append(self.expr(state, "state"))
+                if len(args) > 1:
+                    parts.append("args=" + self.expr(tuple(args[1:]), "args"))
+            else:
+                if func is copyreg.__newobj__ or func is getattr(copyreg, "__newobj_ex__", None):
+                    self._fail(obj, "its pickling protocol cannot be reproduced")
+                parts = ["reduce=" + self.expr(func, "factory"), "args=" + self.expr(tuple(args or ()), "args")]
+                if state is not None:
+                    parts.insert(0, "None")
+                    parts.insert(1, self.expr(state, "state"))
+                else:
+                    parts.insert(0, "None")
+            if listitems is not None:
+                parts.append("items=" + self.expr(list(listitems), "items"))
+            if dictitems is not None:
+                parts.append("mapping=" + self.expr(dict(dictitems), "mapping"))
+            self.statements.append(f"{name} = _bundle.instance({', '.join(parts)})")
+        finally:
+            self._path.pop()
