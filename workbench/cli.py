@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -270,7 +271,12 @@ def _run_predict(args: argparse.Namespace) -> int:
     if len(lines) != len(values):
         return _fail("predict", f"the pipeline gave {len(lines)} outputs for {len(values)} inputs", EXIT_FAILED)
     if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
+        try:
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `workbench predict ... | head`: the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
     return EXIT_OK
 
 
