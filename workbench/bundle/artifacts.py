@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WEIGHTS", "TENSORS", "ALIGN", "write_all", "write_tensors", "load_tensors", "check_frame", "read_frame", "encode_frame", "decode_frame"]
+__all__ = ["WEIGHTS", "TENSORS", "ALIGN", "write_all", "write_tensors", "load_tensors", "storable_dtype", "check_frame", "read_frame", "encode_frame", "decode_frame"]
 
 WEIGHTS = "weights.safetensors"
 TENSORS = "artifacts/tensors.safetensors"
@@ -198,6 +198,11 @@ _DTYPES = {
     "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "C64": "complex64", "U16": "uint16",
     "U32": "uint32", "U64": "uint64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
 }
+
+
+def storable_dtype(dtype: Any) -> bool:
+    """Whether tensors of ``dtype`` can go into a safetensors file."""
+    return str(dtype).replace("torch.", "") in _DTYPES.values()
 
 
 ALIGN = 64

@@ -99,6 +99,10 @@ class ObjectsMixin:
                     or tensor.layout != torch.strided:
                 self._fail(tensor, f"it is a {type(tensor).__name__} with layout {tensor.layout}; only dense tensors "
                                    "and parameters are stored")
+            from .artifacts import storable_dtype
+
+            if not storable_dtype(tensor.dtype):
+                self._fail(tensor, f"it is a tensor of dtype {tensor.dtype}, which safetensors cannot store")
             key = self._unique_tensor_key(key, store)
             data = tensor.detach()
             if data.device.type != "cpu":
