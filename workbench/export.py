@@ -182,6 +182,7 @@ def export_notebook(
 def _run_notebook(client: Any, nb: Any, code_cells: list[int], env: dict[str, str], kernel_log: Any, name: str,
                   out: Path, *, overwrite: bool, check: bool, check_inputs: str | None,
                   say: Callable[[str], None]) -> dict[str, Any]:
+    say(f"starting a {client.kernel_name!r} kernel in {Path(client.resources['metadata']['path'])}")
     try:
         context = client.setup_kernel(env=env, stderr=kernel_log)
         context.__enter__()
