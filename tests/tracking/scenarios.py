@@ -139,4 +139,10 @@ SCENARIOS: list[tuple[str, list[str]]] = [
         "CASES['pipeline_magic'] = (pl_magic, [1, 3])",
         "MAGIC19 = 9",
     ]),
+    ("import_in_same_cell", [
+        # IPython compiles each statement of a cell on its own, so `math.sqrt` compiles as it does
+        # without the import in view; the bundle must still recognise the live function's source.
+        "import math as math22\n@transform\ndef root22(x):\n    return math22.sqrt(x)\n"
+        "pl_imp = root22 >> transform(lambda x: math22.floor(x))\nCASES['import_in_same_cell'] = (pl_imp, [2.0, 10.0])",
+    ]),
 ]

@@ -97,6 +97,23 @@ def _function_of(value: Any) -> Any:
     return value if isinstance(value, types.FunctionType) else None
 
 
+def _compile_variants(source: Source, text: str) -> list[types.CodeType]:
+    """``text`` compiled as the live code may have been: with the module's imports in the same unit, and without.
+
+    CPython compiles ``mod.attr(...)`` differently when ``mod`` is imported in the same compilation unit.
+    A file is one unit; IPython compiles each top-level statement of a cell as a unit of its own, so
+    an ``import`` in the same cell is not seen there. Raises SyntaxError when neither compiles.
+    """
+    variants = []
+    for prefix in (_module_imports(source), ""):
+        try:
+            variants.append(compile(prefix + text, "<check>", "exec", dont_inherit=True))
+        except SyntaxError:
+            if not variants and not prefix:
+                raise
+    return variants
+
+
 class DefinitionsMixin:
     """Source-level capture of functions and classes (mixed into ``Capture``)."""
 
@@ -131,12 +148,15 @@ class DefinitionsMixin:
         raise AssertionError  # unreachable
 
     def _verify_function(self, source: Source, node: ast.AST, code: types.CodeType) -> bool:
-        text = _module_imports(source) + self._function_text(source, node, {}, code.co_freevars, for_check=True)
+        text = self._function_text(source, node, {}, code.co_freevars, for_check=True)
         try:
-            compiled = compile(text, "<check>", "exec", dont_inherit=True)
+            variants = _compile_variants(source, text)
         except SyntaxError:
             return False
-        return any(c.co_name == code.co_name and _same_code(c, code) for c in _codes(compiled))
+        for compiled in variants:
+            if any(c.co_name == code.co_name and _same_code(c, code) for c in _codes(compiled)):
+                return True
+        return False
 
     def _function_text(self, source: Source, node: ast.AST, replacements: dict[ast.AST, str],
                        freevars: tuple[str, ...], for_check: bool = False) -> str:
@@ -474,12 +494,11 @@ class DefinitionsMixin:
         text = _span_text(source.text, (node.lineno, 0), (end_line, len(line_text.encode("utf-8"))), [])
         if node.col_offset:
             text = "def _wb_factory():\n" + text + "\n"
-        text = _module_imports(source) + text
         try:
-            compiled = compile(text, "<check>", "exec", dont_inherit=True)
+            variants = _compile_variants(source, text)
         except SyntaxError as exc:
             self._fail(cls, f"its source at {origin_text} does not compile: {exc}")
-        bodies = [c for c in _codes(compiled) if c.co_name == cls.__name__]
+        bodies = [c for compiled in variants for c in _codes(compiled) if c.co_name == cls.__name__]
         codes = [c for body in bodies for c in _codes(body)]
         for attr, value in vars(cls).items():
             fn = _function_of(value)
