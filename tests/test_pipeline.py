@@ -126,7 +126,7 @@ def test_stage_errors_are_clear():
         (plus_one >> unbatch).stages
     with pytest.raises(ValueError, match="disagree on batch/unbatch"):
         ((plus_one >> batch) + plus_one >> batch).stages
-    with pytest.raises(ValueError, match="inside the map step"):
+    with pytest.raises(ValueError, match="inside the Map step"):
         (~(plus_one >> batch)).stages
 
 

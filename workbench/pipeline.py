@@ -415,7 +415,22 @@ class Parallel(_Branching):
         return tuple(out)
 
 
-class Map(_Composite):
+class _Sealed(_Composite):
+    """A composite whose children have fixed roles: it cannot be sliced, and holds no stage markers."""
+
+    def __getitem__(self, key: Any) -> Transform:
+        if isinstance(key, slice):
+            raise TypeError(f"a {self._wb_kind()} step cannot be sliced; index its parts instead")
+        return super().__getitem__(key)
+
+    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
+        if self._wb_has_markers():
+            raise ValueError(f"batch/unbatch inside the {self._wb_kind()} step {self._wb_title()!r} is not "
+                             "supported: put it inside one stage")
+        return super()._wb_split(start)
+
+
+class Map(_Sealed):
     """``~a``: ``a`` applied to each element of the input; the output is a list."""
 
     _symbol = "~"
@@ -430,17 +445,6 @@ class Map(_Composite):
         except Exception as exc:
             _annotate(exc, self, 0)
             raise
-
-    def __getitem__(self, key: Any) -> Transform:
-        if isinstance(key, slice):
-            raise TypeError("a map step cannot be sliced; index 0 is the mapped transform")
-        return super().__getitem__(key)
-
-    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
-        if self._wb_has_markers():
-            raise ValueError(f"batch/unbatch inside the map step {self._wb_title()!r} is not supported: "
-                             "put the map inside one stage")
-        return super()._wb_split(start)
 
 
 # --- stage markers -----------------------------------------------------------------------------
@@ -534,7 +538,7 @@ identity = Identity()
 # --- control flow --------------------------------------------------------------------------------
 
 
-class IfMode(_Composite):
+class IfMode(_Sealed):
     """Run ``then`` when the apply mode is ``mode``, else ``else_`` (identity by default)."""
 
     mode = "infer"
@@ -552,16 +556,6 @@ class IfMode(_Composite):
         except Exception as exc:
             _annotate(exc, self, branch)
             raise
-
-    def __getitem__(self, key: Any) -> Transform:
-        if isinstance(key, slice):
-            raise TypeError(f"{type(self).__name__} cannot be sliced")
-        return super().__getitem__(key)
-
-    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
-        if self._wb_has_markers():
-            raise ValueError(f"batch/unbatch inside {type(self).__name__} is not supported")
-        return super()._wb_split(start)
 
 
 class IfTrain(IfMode):
@@ -582,7 +576,7 @@ class IfInfer(IfMode):
     mode = "infer"
 
 
-class Try(_Composite):
+class Try(_Sealed):
     """``Try(t, catch, exceptions=Exception, else_=identity, finally_=identity)``: try/except as a step.
 
     The output is ``finally_(else_(t(x)))`` when ``t`` succeeds and ``finally_(catch(x))`` when it
@@ -621,16 +615,6 @@ class Try(_Composite):
         except Exception as exc:
             _annotate(exc, self, stage)
             raise
-
-    def __getitem__(self, key: Any) -> Transform:
-        if isinstance(key, slice):
-            raise TypeError("Try cannot be sliced")
-        return super().__getitem__(key)
-
-    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
-        if self._wb_has_markers():
-            raise ValueError("batch/unbatch inside Try is not supported")
-        return super()._wb_split(start)
 
 
 # --- errors ----------------------------------------------------------------------------------------
