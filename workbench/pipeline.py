@@ -28,6 +28,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
+from torch import Tensor as _Tensor
+
 from .collate import collate, to_device, uncollate
 from .mode import current_mode
 
@@ -492,6 +494,8 @@ class Unbatch(_Marker):
     _stage_from, _stage_to = FORWARD, POSTPROCESS
 
     def __call__(self, x: Any) -> Any:
+        if type(x) is _Tensor and x.dim() and x.shape[0] == 1:  # the common case, without the general walk
+            return x.unbind(0)[0]
         items = uncollate(x)
         if len(items) != 1:
             raise ValueError(f"unbatch of a single item produced {len(items)} items")

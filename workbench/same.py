@@ -13,6 +13,7 @@ write ``transform(lambda x: x._private)`` for those.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable
 
 from .pipeline import Transform
@@ -38,16 +39,15 @@ class Same(Transform):
         return Same(self._wb_ops + (("item", key),))
 
     def _wb_callable(self) -> Callable[[Any], Any]:
-        ops = self._wb_ops
+        steps = _compile(self._wb_ops)
+        if not steps:
+            return _identity
+        if len(steps) == 1:
+            return steps[0]
 
         def evaluate(x: Any) -> Any:
-            for op in ops:
-                if op[0] == "attr":
-                    x = getattr(x, op[1])
-                elif op[0] == "call":
-                    x = x(*op[1], **op[2])
-                else:
-                    x = x[op[1]]
+            for step in steps:
+                x = step(x)
             return x
 
         return evaluate
@@ -69,6 +69,31 @@ class Same(Transform):
 
     def __reduce__(self) -> Any:
         return (_rebuild, (self._wb_ops, self._wb_name))
+
+
+def _compile(ops: tuple[tuple[Any, ...], ...]) -> list[Callable[[Any], Any]]:
+    """The recorded operations as ``operator`` callables; ``.name(args)`` becomes one method call."""
+    steps: list[Callable[[Any], Any]] = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if op[0] == "attr" and i + 1 < len(ops) and ops[i + 1][0] == "call":
+            steps.append(operator.methodcaller(op[1], *ops[i + 1][1], **ops[i + 1][2]))
+            i += 2
+            continue
+        if op[0] == "attr":
+            steps.append(operator.attrgetter(op[1]))
+        elif op[0] == "call":
+            args, kwargs = op[1], op[2]
+            steps.append(lambda x, args=args, kwargs=kwargs: x(*args, **kwargs))
+        else:
+            steps.append(operator.itemgetter(op[1]))
+        i += 1
+    return steps
+
+
+def _identity(x: Any) -> Any:
+    return x
 
 
 def _rebuild(ops: tuple[tuple[Any, ...], ...], name: str | None) -> Same:

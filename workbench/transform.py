@@ -33,7 +33,7 @@ import sys
 import types
 from typing import Any, Callable
 
-from .mode import current_mode
+from .mode import _MODE
 from .pipeline import Transform
 
 __all__ = ["transform", "FunctionTransform", "ModuleProxy"]
@@ -174,7 +174,7 @@ def _module_callable(self: Any) -> Callable[[Any], Any]:
     call = _one_argument(self.forward, self)
 
     def run_layer(x: Any) -> Any:
-        training = current_mode() == "train"
+        training = _MODE.get() == "train"
         if self.training != training:
             self.train(training)
         return call(x)
