@@ -9,7 +9,7 @@ EXT_STAMP := $(VENV)/.labextension
 EXT_SOURCES := $(wildcard $(EXT)/src/*.ts $(EXT)/style/*) $(EXT)/package.json $(EXT)/tsconfig.json
 LABEXTENSIONS := $(VENV)/share/jupyter/labextensions
 
-.PHONY: install demo test test-py test-notebooks test-extension lab bench clean
+.PHONY: install demo test test-extension lab bench clean
 
 install: $(STAMP) $(EXT_STAMP)
 
