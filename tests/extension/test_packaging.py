@@ -42,8 +42,9 @@ def test_wheel_installs_the_prebuilt_extension(tmp_path):
     assert any("/static/remoteEntry." in n for n in data)
     assert not [n for n in names if n.startswith("workbench/labextension/")], "the built extension belongs in shared data only"
 
+    # --ignore-installed: without it pip would first uninstall the development install of this very venv.
     prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--prefix", str(prefix),
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--ignore-installed", "--prefix", str(prefix),
                     str(wheel)], check=True)
     installed = prefix / "share" / "jupyter" / "labextensions" / NAME
     assert (installed / "install.json").is_file()
