@@ -25,11 +25,11 @@ from .pipeline import (
     unbatch,
 )
 from . import registry
+from .attribution import confusion_matrix, explain, hard_examples
+from .bundle import load, save
+from .inspector import inspect, trace
 from .same import same
 from .transform import FunctionTransform, transform
-from .attribution import confusion_matrix, explain, hard_examples
-from .inspector import inspect, trace
-from .bundle import load, save
 
 __version__ = "0.1.0"
 
