@@ -127,7 +127,9 @@ def to_text(t: Transform) -> str:
     head = node["label"] if node["name"] else node["kind"]
     summary = [head]
     if node["children"]:
-        summary.append(f"{len(node['children'])} steps" if node["kind"] == "compose" else f"{len(node['children'])} branches")
+        n = len(node["children"])
+        unit = "step" if node["kind"] == "compose" else "branch"
+        summary.append(f"{n} {unit}" + ("" if n == 1 else ("s" if unit == "step" else "es")))
     if node["params"]:
         summary.append(f"{node['params']:,} params")
     lines = [" · ".join(summary)]

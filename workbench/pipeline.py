@@ -251,8 +251,6 @@ class Transform:
 class _Composite(Transform):
     """A transform made of others; holds them in an immutable tuple."""
 
-    _symbol = "?"
-
     def __init__(self, children: Sequence[Transform]):
         self._children = tuple(children)
         self._fns: list[Callable[[Any], Any]] | None = None
@@ -315,8 +313,6 @@ class _Composite(Transform):
 class Compose(_Composite):
     """``a >> b >> c``: each step's output is the next step's input."""
 
-    _symbol = ">>"
-
     def __init__(self, steps: Sequence[Transform], origin: Sequence[int] | None = None):
         super().__init__(steps)
         if origin is not None:
@@ -378,8 +374,6 @@ class _Branching(_Composite):
 class Rollout(_Branching):
     """``a + b``: every branch gets the same input; the output is the tuple of their outputs."""
 
-    _symbol = "+"
-
     def __call__(self, x: Any) -> tuple[Any, ...]:
         out = []
         try:
@@ -393,8 +387,6 @@ class Rollout(_Branching):
 
 class Parallel(_Branching):
     """``a / b``: branch ``i`` gets element ``i`` of the input tuple."""
-
-    _symbol = "/"
 
     def __call__(self, x: Any) -> tuple[Any, ...]:
         fns = self._fns or self._fns_cached()
@@ -434,8 +426,6 @@ class _Sealed(_Composite):
 
 class Map(_Sealed):
     """``~a``: ``a`` applied to each element of the input; the output is a list."""
-
-    _symbol = "~"
 
     def __init__(self, inner: Transform):
         super().__init__([inner])
