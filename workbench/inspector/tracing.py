@@ -340,14 +340,22 @@ def _runs_as(node: Transform, cls: type) -> bool:
     return type(node).__call__ is cls.__call__
 
 
+# The composites the trace steps into, and the recorder method that runs each one.
+_HANDLERS: dict[type, str] = {Compose: "_compose", Rollout: "_rollout", Parallel: "_parallel", Map: "_map",
+                              IfMode: "_if", Try: "_try"}
+
+
+def _expanded_as(node: Transform) -> type | None:
+    """The composite ``node`` runs as when the trace steps into its children; ``None``: one step."""
+    for cls in _HANDLERS:
+        if isinstance(node, cls):
+            return cls if _runs_as(node, cls) else None
+    return None
+
+
 def _expanded(node: Transform) -> bool:
     """Whether the trace steps into ``node``'s children (else it runs as one step)."""
-    for cls in (Compose, Rollout, Parallel, Map, Try):
-        if isinstance(node, cls):
-            return _runs_as(node, cls)
-    if isinstance(node, IfMode):
-        return _runs_as(node, IfMode)
-    return False
+    return _expanded_as(node) is not None
 
 
 class _Recorder:
@@ -411,27 +419,15 @@ class _Recorder:
     # --- executing ---
 
     def run(self, node: Transform, x: Any, path: Path) -> Any:
-        if isinstance(node, Compose) and _runs_as(node, Compose):
-            out = self._compose(node, x, path)
-            self.record(path, out)
-        elif isinstance(node, Rollout) and _runs_as(node, Rollout):
-            out = self._rollout(node, x, path)
-            self.record(path, out)
-        elif isinstance(node, Parallel) and _runs_as(node, Parallel):
-            out = self._parallel(node, x, path)
-            self.record(path, out)
-        elif isinstance(node, Map) and _runs_as(node, Map):
-            out = self._map(node, x, path)
-            self.record(path, out)
-        elif isinstance(node, IfMode) and _runs_as(node, IfMode):
-            out, note = self._if(node, x, path)
-            self.record(path, out, note)
-        elif isinstance(node, Try) and _runs_as(node, Try):
-            out, note = self._try(node, x, path)
-            self.record(path, out, note)
-        else:
+        kind = _expanded_as(node)
+        note = None
+        if kind is None:
             out = self._leaf(node, x, path)
-            self.record(path, out)
+        elif kind in (IfMode, Try):  # these also say which branch ran, or what was caught
+            out, note = getattr(self, _HANDLERS[kind])(node, x, path)
+        else:
+            out = getattr(self, _HANDLERS[kind])(node, x, path)
+        self.record(path, out, note)
         return out
 
     def _leaf(self, node: Transform, x: Any, path: Path) -> Any:
