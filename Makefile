@@ -9,9 +9,21 @@ EXT_STAMP := $(VENV)/.labextension
 EXT_SOURCES := $(wildcard $(EXT)/src/*.ts $(EXT)/style/*) $(EXT)/package.json $(EXT)/tsconfig.json
 LABEXTENSIONS := $(VENV)/share/jupyter/labextensions
 
-.PHONY: install demo test test-extension lab bench clean
+.PHONY: install demo test test-extension lab bench clean browser
 
 install: $(STAMP) $(EXT_STAMP)
+
+# The browser tests drive Debian's headless Chromium: installed here when missing and possible (root with
+# apt-get); otherwise make stops at once with the command to run.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "The browser tests need Chromium at $(CHROMIUM). Run: sudo apt-get install -y chromium" >&2; exit 1; \
+		fi; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +47,7 @@ $(EXT_STAMP): $(STAMP) $(EXT)/node_modules/.package-lock.json $(EXT_SOURCES)
 demo: install
 	$(BIN)/python notebooks/run.py notebooks/quickstart.ipynb
 
-test: install
+test: install browser
 	cd $(EXT) && npx --no-install jest --silent
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
@@ -43,7 +55,7 @@ test: install
 lab: install
 	$(BIN)/jupyter lab notebooks
 
-test-extension: install
+test-extension: install browser
 	cd $(EXT) && npx --no-install jest
 	$(BIN)/python -m pytest tests/extension
 
