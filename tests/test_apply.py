@@ -185,6 +185,7 @@ WORKER_SCRIPT = textwrap.dedent("""
         return torch.tensor([x + OFFSET, os.getpid()], dtype=torch.float64)
 
     def main(method):
+        import os
         nn = wb.transform(torch.nn)
         pl = (prepare >> wb.transform(lambda t: t * 1) >> wb.batch
               >> wb.transform(lambda b: b) >> wb.unbatch >> wb.same.tolist())
@@ -196,10 +197,15 @@ WORKER_SCRIPT = textwrap.dedent("""
         try:
             list((prepare >> wb.transform(lambda t: 1 / 0) - "divide").eval_apply(
                 range(4), batch_size=2, num_workers=2, multiprocessing_context=method))
-        except ZeroDivisionError as exc:
-            assert "in step [1] 'divide' on item 0" in str(exc), str(exc)
+        except ZeroDivisionError as exc:  # no batch: all forward stage, so it fails here, not in a worker
+            assert "workbench: in step [1] 'divide' on item 0" in exc.__notes__, exc.__notes__
         else:
             raise AssertionError("no error")
+        # A pipeline without markers is all forward stage: the model runs here, never in a worker.
+        model = nn.Linear(2, 2)
+        where = (prepare >> model >> wb.transform(lambda t: os.getpid())).eval_apply(
+            range(6), batch_size=2, num_workers=2, multiprocessing_context=method)
+        assert set(where) == {os.getpid()}, set(where)
         print("ok", method, len(pids))
 
     if __name__ == "__main__":

@@ -90,7 +90,7 @@ def test_indexing_slicing_len():
     assert pl[-1]._wb_name == "last"
     sub = pl[1:]
     assert isinstance(sub, Compose) and len(sub) == 2 and sub(1) == 3
-    with pytest.raises(KeyError, match="no step named 'nope'.*named steps: \\['last'\\]"):
+    with pytest.raises(KeyError, match="no step named 'nope'.*named steps: \\['last', 'plus_one', 'times_two'\\]"):
         pl["nope"]
     assert pl[0:0](5) == 5  # an empty composition is the identity
 
@@ -103,10 +103,10 @@ def test_identity():
 def test_stages_split_at_markers():
     pl = plus_one >> batch >> times_two >> unbatch >> plus_one
     pre, fwd, post = pl.stages
-    assert list(pre) == [plus_one] and list(fwd) == [times_two] and list(post) == [plus_one]
+    assert list(pre) == [plus_one, batch] and fwd is times_two and list(post) == [unbatch, plus_one]
     no_markers = plus_one >> times_two
-    assert no_markers.stages.preprocess is no_markers
-    assert no_markers.stages.forward is identity
+    assert no_markers.stages.forward is no_markers
+    assert no_markers.stages.preprocess is identity and no_markers.stages.postprocess is identity
 
 
 def test_stages_through_branches():
@@ -114,16 +114,17 @@ def test_stages_through_branches():
     right = times_two >> batch >> plus_one
     pl = (left + right) >> unbatch
     pre, fwd, post = pl.stages
-    assert isinstance(pre[0], Rollout) and pre(1) == (2, 2)
-    assert isinstance(fwd[0], Parallel) and fwd((2, 2)) == (4, 3)
-    assert post is identity
+    assert isinstance(pre, Rollout) and [b[-1] for b in pre] == [batch, batch]
+    assert [t.tolist() for t in pre(1)] == [[2], [2]]  # a batch of one per branch
+    assert isinstance(fwd, Parallel) and fwd((2, 2)) == (4, 3)
+    assert post is unbatch
 
 
 def test_stage_errors_are_clear():
     with pytest.raises(ValueError, match="'batch' cannot come in the forward stage"):
         (batch >> plus_one >> batch).stages
     with pytest.raises(ValueError, match="'unbatch' cannot come in the preprocess stage"):
-        (plus_one >> unbatch).stages
+        (plus_one >> unbatch >> batch).stages
     with pytest.raises(ValueError, match="disagree on batch/unbatch"):
         ((plus_one >> batch) + plus_one >> batch).stages
     with pytest.raises(ValueError, match="inside the Map step"):

@@ -4,7 +4,9 @@
 preprocessing runs per item (in a ``torch.utils.data.DataLoader`` when ``num_workers > 0`` or when
 loader options are given, otherwise in a plain loop that does the same work with less overhead),
 the forward stage runs once per batch, and postprocessing per item. Without ``unbatch`` the
-outputs are batches; without ``batch`` the whole pipeline runs per item.
+outputs are batches. Without ``batch`` nothing is preprocessed in the loader (a pipeline without
+markers is all forward stage): the loader only reads the items, and the pipeline runs on each of
+them in this process, after its input is moved to the layers' device.
 
 The mode (``infer``/``eval``/``train``) and grad mode are set while each output is computed and
 restored before it is handed to the caller, so a training loop over ``train_apply`` runs its own
@@ -23,7 +25,7 @@ import torch
 
 from .collate import _DEVICE, collate, device_scope, to_device, uncollate
 from .mode import _MODE
-from .pipeline import FORWARD, POSTPROCESS, Compose, Transform, _annotate, refresh_note
+from .pipeline import FORWARD, POSTPROCESS, PREPROCESS, Compose, Transform, _annotate, refresh_note
 
 __all__ = ["infer_apply", "eval_apply", "train_apply", "ApplyIterator"]
 
@@ -38,7 +40,7 @@ _short.maxother = 60
 def infer_apply(pipeline: Transform, x: Any) -> Any:
     """``pipeline`` on one item in infer mode, without grad; ``batch`` makes a batch of one."""
     # Written out rather than with _Scope: this is the per-call overhead users pay on every item.
-    run = pipeline._wb_callable()
+    run = pipeline._wb_entry()
     device = _target_device(pipeline)
     mode_token = _MODE.set("infer")
     device_token = _DEVICE.set(device) if device is not None else None
@@ -46,6 +48,8 @@ def infer_apply(pipeline: Transform, x: Any) -> Any:
     if grad_before:
         _set_grad_enabled(False)
     try:
+        if device_token is not None and pipeline._wb_entry_stage() == FORWARD:
+            x = to_device(x)  # no batch step to move it: the input goes to the layers' device first
         return run(x)
     except Exception as exc:
         _mark_item(exc, f"input {_short.repr(x)}")
@@ -87,8 +91,9 @@ class ApplyIterator:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.pipeline = pipeline
         self.xs = xs if hasattr(xs, "__getitem__") and hasattr(xs, "__len__") else list(xs)
-        (pre, fwd, post), end = pipeline._wb_split(0)
-        self.batched = end >= FORWARD
+        (pre, fwd, post), end = pipeline._wb_parts()
+        # Without batch nothing is collated: the items go through forward (and postprocess) one by one.
+        self.batched = pipeline._wb_entry_stage() == PREPROCESS
         self.per_item = end == POSTPROCESS or not self.batched
         self._pre = pre._wb_callable() if pre is not None else None
         self._fwd = fwd._wb_callable() if fwd is not None else None
@@ -202,7 +207,7 @@ class ApplyIterator:
         """Forward and postprocess one preprocessed batch; a list of items (or the one batch)."""
         with _Scope(self.mode, self.grad, self._device):
             if not self.batched:
-                return batch
+                return self._unbatched(indices, batch)
             batch = to_device(batch)
             if self._fwd is not None:
                 try:
@@ -228,6 +233,22 @@ class ApplyIterator:
                     _step_failed(exc, node, f"item {i}")
                     raise
             return out
+
+
+    def _unbatched(self, indices: list[int], items: list[Any]) -> list[Any]:
+        """Forward and postprocess of a pipeline without ``batch``: per item, in this process."""
+        stages = [s for s in (self._fwd, self._post) if s is not None]
+        out = []
+        for i, x in zip(indices, items):
+            try:
+                x = to_device(x)
+                for stage in stages:
+                    x = stage(x)
+            except Exception as exc:
+                _mark_item(exc, f"item {i}")
+                raise
+            out.append(x)
+        return out
 
 
 class _PreprocessDataset(torch.utils.data.Dataset):

@@ -39,9 +39,12 @@ _KINDS = {Compose: "compose", Rollout: "rollout", Parallel: "parallel", Map: "ma
 _MAX_LABEL = 70
 
 
-def describe(t: Transform, stage: int = 0) -> dict[str, Any]:
-    """The pipeline as a tree of plain dicts (see the module docstring)."""
-    node, _ = _describe(t, stage)
+def describe(t: Transform, stage: int | None = None) -> dict[str, Any]:
+    """The pipeline as a tree of plain dicts (see the module docstring).
+
+    Stages start where the pipeline's input enters: preprocess when it has ``batch``, else forward.
+    """
+    node, _ = _describe(t, t._wb_entry_stage() if stage is None else stage)
     return node
 
 

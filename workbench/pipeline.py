@@ -25,7 +25,11 @@ forward pass, per-item postprocessing); :mod:`workbench.apply` runs them.
 
 from __future__ import annotations
 
+import collections
 import copy
+import copyreg
+import keyword
+import sys
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from torch import Tensor as _Tensor
@@ -51,6 +55,7 @@ __all__ = [
     "IfEval",
     "IfInfer",
     "Try",
+    "Device",
 ]
 
 PREPROCESS, FORWARD, POSTPROCESS = 0, 1, 2
@@ -82,6 +87,12 @@ class _computed:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
+        members = obj.__dict__.get("_modules")
+        if members is not None:  # a torch layer: its own submodule, parameter or buffer of this name wins
+            for table in ("_modules", "_parameters", "_buffers"):
+                found = obj.__dict__.get(table, {})
+                if self.name in found:
+                    return found[self.name]
         return self.fn(obj)
 
 
@@ -95,6 +106,7 @@ class Transform:
     """
 
     _wb_name: str | None = None
+    _wb_varname: str | None = None
     _wb_origin: tuple[int, ...] | None = None
 
     def __copy__(self) -> "Transform":
@@ -123,6 +135,7 @@ class Transform:
         return Parallel._join(_as_transform(other, "/"), self)
 
     def __invert__(self) -> "Map":
+        _name_by_variable([self])
         return Map(self)
 
     def __sub__(self, name: Any) -> "Transform":
@@ -132,11 +145,26 @@ class Transform:
         named._wb_name = name
         return named
 
+    # --- names -------------------------------------------------------------------------------
+
+    def _wb_lookup_name(self) -> str | None:
+        """The name ``pl[name]`` finds this step by: the given name, else the variable it was defined as."""
+        return self._wb_name or self._wb_varname
+
+    def _wb_with_varname(self, name: str) -> "Transform":
+        """Set the default (variable) name; bundles use it to restore the name a step had when saved."""
+        self._wb_varname = name
+        return self
+
     # --- applying ----------------------------------------------------------------------------
 
     def _wb_callable(self) -> Callable[[Any], Any]:
         """A plain callable computing this step on one input; composites cache these for speed."""
         return self.__call__  # type: ignore[attr-defined]
+
+    def _wb_entry(self) -> Callable[[Any], Any]:
+        """What ``infer_apply`` runs: :meth:`_wb_callable`, except that ``unbatch`` without ``batch`` is skipped."""
+        return self._wb_callable()
 
     def infer_apply(self, x: Any) -> Any:
         """Apply to one item: no grad, layers in eval mode, stages run back to back.
@@ -180,20 +208,52 @@ class Transform:
         for child in self._wb_children():
             yield from child._wb_walk()
 
-    def _wb_has_markers(self) -> bool:
-        return any(isinstance(t, _Marker) for t in self._wb_walk())
+    def _wb_markers(self) -> tuple[bool, bool]:
+        """Whether this pipeline holds a ``batch`` marker, and whether it holds an ``unbatch`` marker."""
+        found = [False, False]
+        for t in self._wb_walk():
+            if isinstance(t, Batch):
+                found[0] = True
+            elif isinstance(t, Unbatch):
+                found[1] = True
+        return found[0], found[1]
 
-    def _wb_split(self, start: int) -> tuple[list["Transform | None"], int]:
-        """Split into per-stage parts, entering in stage ``start``; returns (parts, end stage)."""
+    def _wb_has_markers(self) -> bool:
+        return any(self._wb_markers())
+
+    def _wb_entry_stage(self) -> int:
+        """The stage the input enters in: preprocess when there is a ``batch``, else forward.
+
+        A pipeline without ``batch`` has no per-item preprocessing: with no markers at all it is all
+        forward stage, and with only ``unbatch`` the steps before it are forward and those after it
+        postprocess.
+        """
+        return PREPROCESS if self._wb_markers()[0] else FORWARD
+
+    def _wb_split(self, start: int, keep: bool = False) -> tuple[list["Transform | None"], int]:
+        """Split into per-stage parts, entering in stage ``start``; returns (parts, end stage).
+
+        With ``keep`` the markers stay in the parts (``batch`` ends the preprocess part, ``unbatch``
+        starts the postprocess part), as :attr:`stages` shows them; without, the parts are what
+        :mod:`workbench.apply` runs between its own collating and splitting.
+        """
         parts: list[Transform | None] = [None, None, None]
         parts[start] = self
         return parts, start
 
+    def _wb_parts(self) -> tuple[list["Transform | None"], int]:
+        """The marker-free stage parts from the entry stage, and the stage the pipeline ends in."""
+        return self._wb_split(self._wb_entry_stage())
+
     @_computed
     def stages(self) -> Stages:
-        """``Stages(preprocess, forward, postprocess)``, each a pipeline (``identity`` if empty)."""
-        parts, _ = self._wb_split(PREPROCESS)
-        return Stages(*(p if p is not None else identity for p in parts))
+        """``Stages(preprocess, forward, postprocess)``, each a pipeline (``identity`` if empty).
+
+        The stages keep their markers, so ``pre >> fwd >> post`` is the pipeline again:
+        ``preprocess`` ends with ``batch`` and ``postprocess`` starts with ``unbatch``.
+        """
+        parts, _ = self._wb_split(self._wb_entry_stage(), keep=True)
+        return Stages(*(_unwrap(p) if p is not None else identity for p in parts))
 
     def _wb_modules(self) -> list[Any]:
         """The torch layers among this pipeline's steps, each once."""
@@ -206,15 +266,37 @@ class Transform:
         return list(seen.values())
 
     @_computed
-    def device(self) -> Any:
-        """The device of the pipeline's first parameter or buffer; ``cpu`` when it has none."""
-        import torch
+    def layers(self) -> list[Any]:
+        """Every torch layer that is a step of this pipeline, each once, in pipeline order.
 
+        Layers inside layers are not listed separately: ``pl.layers`` are the steps, their
+        submodules stay theirs.
+        """
+        return list(self._wb_modules())
+
+    def parameters(self, recurse: bool = True) -> Iterator[Any]:
+        """The parameters of every layer in the pipeline, each once: ``torch.optim.Adam(pl.parameters())``.
+
+        A torch layer that is itself a step keeps ``torch.nn.Module.parameters``; on one layer both agree.
+        """
+        seen: set[int] = set()
+        for module in self._wb_modules():
+            for p in module.parameters(recurse):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
+
+    @_computed
+    def device(self) -> "Device":
+        """The device of the pipeline's first parameter or buffer; ``cpu`` when it has none.
+
+        It compares equal to the ``torch.device`` and to its string: ``pl.device == "cpu"``.
+        """
         for owner, table, key in self._wb_first_tensor():
             tensor = getattr(owner, table).get(key)
             if tensor is not None:
-                return tensor.device
-        return torch.device("cpu")
+                return Device(tensor.device)
+        return Device("cpu")
 
     def _wb_first_tensor(self) -> list[tuple[Any, str, str]]:
         """Where the first parameter (or buffer) lives: ``[(submodule, "_parameters", name)]`` or ``[]``.
@@ -264,7 +346,31 @@ class _Composite(Transform):
                 items.extend(side._children)
             else:
                 items.append(side)
+        _name_by_variable(items)
         return cls(items)
+
+    def __call__(self, x: Any) -> Any:
+        return (self.__dict__.get("_wb_entry_fn") or self._wb_entry())(x)
+
+    def _call(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def _wb_callable(self) -> Callable[[Any], Any]:
+        return self._call
+
+    def _wb_entry(self) -> Callable[[Any], Any]:
+        entry = self.__dict__.get("_wb_entry_fn")
+        if entry is None:
+            has_batch, has_unbatch = self._wb_markers()
+            if has_unbatch and not has_batch:
+                # Nothing was batched, so there is nothing to split: run the stages without the marker.
+                (_, fwd, post), _ = self._wb_parts()
+                steps = [p._wb_callable() for p in (fwd, post) if p is not None]
+                entry = steps[0] if len(steps) == 1 else _chain(steps)
+            else:
+                entry = self._call
+            self.__dict__["_wb_entry_fn"] = entry
+        return entry
 
     def _fns_cached(self) -> list[Callable[[Any], Any]]:
         if self._fns is None:
@@ -273,6 +379,12 @@ class _Composite(Transform):
 
     def _wb_children(self) -> Sequence[Transform]:
         return self._children
+
+    def _wb_markers(self) -> tuple[bool, bool]:
+        cached = self.__dict__.get("_wb_markers_cache")
+        if cached is None:
+            cached = self.__dict__["_wb_markers_cache"] = super()._wb_markers()
+        return cached
 
     def _wb_modules(self) -> list[Any]:
         # Children never change, so the walk is done once (``infer_apply`` asks on every call).
@@ -287,15 +399,24 @@ class _Composite(Transform):
             cached = self.__dict__["_wb_first_tensor_cache"] = super()._wb_first_tensor()
         return cached
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Caches hold callables bound to this object and derived values; they are rebuilt on first use.
+        return {k: (None if k == "_fns" else v) for k, v in self.__dict__.items() if not k.endswith(("_cache", "_fn"))}
+
+    def __copy__(self) -> "Transform":
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__getstate__())
+        return new
+
     def __len__(self) -> int:
         return len(self._children)
 
     def __getitem__(self, key: int | slice | str) -> Transform:
         if isinstance(key, str):
             for t in self._wb_walk():
-                if t._wb_name == key:
+                if t._wb_lookup_name() == key:
                     return t
-            names = sorted({t._wb_name for t in self._wb_walk() if t._wb_name})
+            names = sorted({n for t in self._wb_walk() if (n := t._wb_lookup_name())})
             raise KeyError(f"no step named {key!r} in this pipeline; named steps: {names or 'none'}")
         if isinstance(key, slice):
             return type(self)(self._children[key])
@@ -309,6 +430,12 @@ class _Composite(Transform):
 
         return to_text(self)
 
+    def _wb_piece(self, node: "_Composite") -> "_Composite":
+        """``node``, a stage's part of this node, carrying this node's name."""
+        if self._wb_name is not None:
+            node._wb_name = self._wb_name
+        return node
+
 
 class Compose(_Composite):
     """``a >> b >> c``: each step's output is the next step's input."""
@@ -318,7 +445,7 @@ class Compose(_Composite):
         if origin is not None:
             self._wb_origin = tuple(origin)
 
-    def __call__(self, x: Any) -> Any:
+    def _call(self, x: Any) -> Any:
         i = 0
         try:
             for f in self._fns or self._fns_cached():
@@ -329,30 +456,54 @@ class Compose(_Composite):
             raise
         return x
 
-    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
+    def _wb_split(self, start: int, keep: bool = False) -> tuple[list[Transform | None], int]:
         if not self._wb_has_markers():
-            return super()._wb_split(start)
+            return super()._wb_split(start, keep)
         parts: list[list[Transform]] = [[], [], []]
         origins: list[list[int]] = [[], [], []]
         stage = start
         for i, child in enumerate(self._children):
-            child_parts, stage_after = child._wb_split(stage)
+            child_parts, stage_after = child._wb_split(stage, keep)
             for s, part in enumerate(child_parts):
-                if part is not None:
+                if part is None:
+                    continue
+                if keep and type(part) is Compose and part._wb_name is None:
+                    parts[s].extend(part._children)  # an unnamed sub-pipeline's piece joins this one
+                    origins[s].extend([i] * len(part._children))
+                else:
                     parts[s].append(part)
                     origins[s].append(i)
             stage = stage_after
         # Each stage keeps the positions its steps had here, so errors name the step as the user sees it.
-        return [Compose(p, origin=o) if p else None for p, o in zip(parts, origins)], stage
+        return [self._wb_piece(Compose(p, origin=o)) if p else None for p, o in zip(parts, origins)], stage
 
 
 class _Branching(_Composite):
-    """Shared by Rollout and Parallel: several branches whose results form a tuple."""
+    """Shared by Rollout and Parallel: several branches whose results form a named tuple.
 
-    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
+    The tuple's fields are the branch names (``pl[name]`` names, see :meth:`Transform._wb_lookup_name`),
+    ``out_0``, ``out_1``... for anonymous branches, so ``out.label`` works while ``out`` still equals and
+    unpacks as the plain tuple.
+    """
+
+    def __init__(self, children: Sequence[Transform], fields: Sequence[str] | None = None):
+        super().__init__(children)
+        self._wb_fields = tuple(fields) if fields is not None else _branch_fields(self._children)
+        if len(self._wb_fields) != len(self._children):
+            raise ValueError(f"{len(self._children)} branches need {len(self._children)} field names, "
+                             f"got {list(self._wb_fields)}")
+
+    def _wb_pack(self, values: list[Any]) -> tuple[Any, ...]:
+        """The output tuple of this node from its branches' values."""
+        make = self.__dict__.get("_wb_make_fn")
+        if make is None:
+            make = self.__dict__["_wb_make_fn"] = output_type(self._wb_fields)._make
+        return make(values)
+
+    def _wb_split(self, start: int, keep: bool = False) -> tuple[list[Transform | None], int]:
         if not self._wb_has_markers():
-            return super()._wb_split(start)
-        splits = [c._wb_split(start) for c in self._children]
+            return super()._wb_split(start, keep)
+        splits = [c._wb_split(start, keep) for c in self._children]
         ends = {end for _, end in splits}
         if len(ends) > 1:
             raise ValueError(
@@ -367,14 +518,14 @@ class _Branching(_Composite):
                 continue
             # Only the entry stage sees the branching input; later stages see a tuple, one per branch.
             kind = type(self) if s == start else Parallel
-            parts[s] = kind(branch_parts)
+            parts[s] = self._wb_piece(kind(branch_parts, fields=self._wb_fields))
         return parts, end
 
 
 class Rollout(_Branching):
     """``a + b``: every branch gets the same input; the output is the tuple of their outputs."""
 
-    def __call__(self, x: Any) -> tuple[Any, ...]:
+    def _call(self, x: Any) -> tuple[Any, ...]:
         out = []
         try:
             for f in self._fns or self._fns_cached():
@@ -382,13 +533,13 @@ class Rollout(_Branching):
         except Exception as exc:
             _annotate(exc, self, len(out))
             raise
-        return tuple(out)
+        return self._wb_pack(out)
 
 
 class Parallel(_Branching):
     """``a / b``: branch ``i`` gets element ``i`` of the input tuple."""
 
-    def __call__(self, x: Any) -> tuple[Any, ...]:
+    def _call(self, x: Any) -> tuple[Any, ...]:
         fns = self._fns or self._fns_cached()
         try:
             n = len(x)
@@ -406,7 +557,7 @@ class Parallel(_Branching):
         except Exception as exc:
             _annotate(exc, self, len(out))
             raise
-        return tuple(out)
+        return self._wb_pack(out)
 
 
 class _Sealed(_Composite):
@@ -417,11 +568,11 @@ class _Sealed(_Composite):
             raise TypeError(f"a {self._wb_kind()} step cannot be sliced; index its parts instead")
         return super().__getitem__(key)
 
-    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
+    def _wb_split(self, start: int, keep: bool = False) -> tuple[list[Transform | None], int]:
         if self._wb_has_markers():
             raise ValueError(f"batch/unbatch inside the {self._wb_kind()} step {self._wb_title()!r} is not "
                              "supported: put it inside one stage")
-        return super()._wb_split(start)
+        return super()._wb_split(start, keep)
 
 
 class Map(_Sealed):
@@ -430,13 +581,155 @@ class Map(_Sealed):
     def __init__(self, inner: Transform):
         super().__init__([inner])
 
-    def __call__(self, xs: Any) -> list[Any]:
+    def _call(self, xs: Any) -> list[Any]:
         f = (self._fns or self._fns_cached())[0]
         try:
             return [f(x) for x in xs]
         except Exception as exc:
             _annotate(exc, self, 0)
             raise
+
+
+def _chain(steps: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    def run(x: Any) -> Any:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return run
+
+
+def _unwrap(part: Transform) -> Transform:
+    """A stage that is one step is that step, not a one-step pipeline (unless it carries a name)."""
+    if type(part) is Compose and part._wb_name is None and len(part._children) == 1:
+        return part._children[0]
+    return part
+
+
+# --- named outputs ----------------------------------------------------------------------------------
+
+_OUTPUT_TYPES: dict[tuple[str, ...], type] = {}
+
+
+def output_type(fields: Sequence[str]) -> type:
+    """The named tuple type of ``+``/``/`` outputs with these fields; one type per field tuple.
+
+    Instances pickle as their field names and values (not by a reference to the class), so they
+    cross DataLoader worker processes and ``torch.save`` files and come back as this same type.
+
+    >>> out = output_type(("label", "score"))("cat", 0.9)
+    >>> out.label, out == ("cat", 0.9)
+    ('cat', True)
+    """
+    key = tuple(fields)
+    cls = _OUTPUT_TYPES.get(key)
+    if cls is None:
+        cls = collections.namedtuple("Outputs", key, module=__name__)  # type: ignore[misc]
+        cls.__reduce__ = _reduce_output  # type: ignore[assignment]
+        cls.__copy__ = lambda self: self  # type: ignore[attr-defined]
+        # All branches anonymous: the names carry nothing, so encoders may treat it as a plain tuple.
+        cls._wb_anonymous = key == tuple(f"out_{i}" for i in range(len(key)))  # type: ignore[attr-defined]
+        _OUTPUT_TYPES[key] = cls
+    return cls
+
+
+def _reduce_output(self: tuple[Any, ...]) -> Any:
+    return (_outputs, (self._fields, tuple(self)))  # type: ignore[attr-defined]
+
+
+def _outputs(fields: Sequence[str], values: Sequence[Any]) -> tuple[Any, ...]:
+    return output_type(fields)._make(values)  # type: ignore[attr-defined]
+
+
+def _branch_fields(children: Sequence[Transform]) -> tuple[str, ...]:
+    """Field names for branches: their names where usable as fields, else ``out_<position>``."""
+    names = [c._wb_lookup_name() for c in children]
+    counts = collections.Counter(names)
+    fields = [n if n and n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_")
+              and counts[n] == 1 else f"out_{i}" for i, n in enumerate(names)]
+    if len(set(fields)) != len(fields):  # a branch explicitly named like another's position
+        return tuple(f"out_{i}" for i in range(len(fields)))
+    return tuple(fields)
+
+
+def _name_by_variable(steps: Sequence[Transform]) -> None:
+    """Give unnamed leaf steps the name of the variable they are bound to where the pipeline is built.
+
+    Looked up in the globals of the code combining them (a notebook, a script, a module), so
+    ``plus_one >> model`` names its steps ``plus_one`` and ``model``; a function step defined at
+    module level is also named after its function. The first binding wins and sticks; ``- "name"``
+    always wins over it.
+    """
+    pending = [t for t in steps if t._wb_name is None and t._wb_varname is None and not isinstance(t, _Composite)
+               and t is not identity and not isinstance(t, _Marker)]
+    if not pending:
+        return
+    frame = sys._getframe(1)
+    while frame is not None and _is_own_module(frame.f_globals.get("__name__")):
+        frame = frame.f_back
+    namespace = frame.f_globals if frame is not None else {}
+    for t in pending:
+        name = _variable_of(t, namespace)
+        if name is not None:
+            t._wb_varname = name
+
+
+def _is_own_module(name: Any) -> bool:
+    return isinstance(name, str) and (name == "workbench" or name.startswith("workbench."))
+
+
+def _variable_of(t: Transform, namespace: dict[str, Any]) -> str | None:
+    for name, value in namespace.items():
+        if value is t and not name.startswith("_"):
+            return name
+    fn = t.__dict__.get("fn")
+    name = getattr(fn, "__name__", None)
+    scope = getattr(fn, "__globals__", None)
+    if isinstance(name, str) and scope is not None and scope.get(name) in (t, fn) and not name.startswith("_"):
+        return name
+    return None
+
+
+class Device(str):
+    """Where a pipeline's layers are: equal to the ``torch.device`` and to its string form.
+
+    >>> d = Device("cpu")
+    >>> d == "cpu", d == __import__("torch").device("cpu"), d.type
+    (True, True, 'cpu')
+    """
+
+    def __new__(cls, device: Any) -> "Device":
+        return super().__new__(cls, str(device))
+
+    def __eq__(self, other: Any) -> bool:
+        import torch
+
+        if isinstance(other, (str, torch.device)):
+            try:
+                return torch.device(str(self)) == torch.device(other)
+            except (RuntimeError, ValueError, TypeError):
+                return False
+        return NotImplemented
+
+    def __ne__(self, other: Any) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+    @property
+    def type(self) -> str:
+        """``"cpu"``, ``"cuda"``, ``"mps"``... as ``torch.device.type``."""
+        return self.split(":")[0]
+
+    @property
+    def index(self) -> int | None:
+        """The device index (``0`` in ``"cuda:0"``), ``None`` when not given, as ``torch.device.index``."""
+        _, _, index = self.partition(":")
+        return int(index) if index else None
+
+    def __repr__(self) -> str:
+        return f"device(type={self.type!r}" + (f", index={self.index})" if self.index is not None else ")")
 
 
 # --- stage markers -----------------------------------------------------------------------------
@@ -448,19 +741,24 @@ class _Marker(Transform):
     _stage_from: int
     _stage_to: int
 
-    def _wb_split(self, start: int) -> tuple[list[Transform | None], int]:
+    def _wb_split(self, start: int, keep: bool = False) -> tuple[list[Transform | None], int]:
         if start != self._stage_from:
             raise ValueError(
                 f"'{self._wb_kind()}' cannot come in the {STAGE_NAMES[start]} stage: a pipeline has at most "
                 "one batch, followed by at most one unbatch"
             )
-        return [None, None, None], self._stage_to
+        parts: list[Transform | None] = [None, None, None]
+        if keep:  # batch ends the preprocess stage, unbatch starts the postprocess stage
+            parts[PREPROCESS if isinstance(self, Batch) else POSTPROCESS] = self
+        return parts, self._stage_to
 
     def __repr__(self) -> str:
         return self._wb_kind()
 
-    def __reduce__(self) -> str:
-        return self._wb_kind()
+    def __reduce__(self) -> Any:
+        if self is batch or self is unbatch:
+            return self._wb_kind()  # the module's own marker, by reference
+        return (copyreg.__newobj__, (type(self),), self.__dict__ or None)
 
     def __copy__(self) -> "_Marker":
         raise TypeError(f"'{self._wb_kind()}' is a marker and cannot be named")
@@ -479,7 +777,11 @@ class Batch(_Marker):
 
 
 class Unbatch(_Marker):
-    """Everything after ``unbatch`` runs per item on the forward stage's split output."""
+    """Everything after ``unbatch`` runs per item on the forward stage's split output.
+
+    A pipeline with ``unbatch`` but no ``batch`` never batched anything, so there ``unbatch`` is
+    the identity: ``(times_two >> unbatch).infer_apply(1) == 2``.
+    """
 
     _stage_from, _stage_to = FORWARD, POSTPROCESS
 
@@ -490,6 +792,9 @@ class Unbatch(_Marker):
         if len(items) != 1:
             raise ValueError(f"unbatch of a single item produced {len(items)} items")
         return items[0]
+
+    def _wb_entry(self) -> Callable[[Any], Any]:
+        return _identity
 
     def _wb_kind(self) -> str:
         return "unbatch"
@@ -542,7 +847,7 @@ class IfMode(_Sealed):
 
         super().__init__([transform(then), transform(else_) if else_ is not None else identity])
 
-    def __call__(self, x: Any) -> Any:
+    def _call(self, x: Any) -> Any:
         then, else_ = self._fns or self._fns_cached()
         branch = 0 if current_mode() == self.mode else 1
         try:
@@ -592,7 +897,7 @@ class Try(_Sealed):
         super().__init__(parts)
         self.exceptions = exceptions
 
-    def __call__(self, x: Any) -> Any:
+    def _call(self, x: Any) -> Any:
         t, catch, else_, finally_ = self._fns or self._fns_cached()
         stage = 0
         try:

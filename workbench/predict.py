@@ -6,9 +6,11 @@ dicts, numbers, strings, booleans, ``null``), or converted first with ``as_type=
 ``Infinity`` and ``-Infinity`` are accepted in inputs.
 
 Outputs are encoded by :func:`to_json`: tensors and numpy arrays as nested lists (a 0-d one as a
-plain number), numpy/torch scalars as numbers, tuples and lists as lists, named tuples and
-dataclasses as objects of their fields, dicts as objects (keys must be strings, ints, floats or
-booleans; they become strings as JSON requires). JSON has no non-finite numbers, so NaN and
+plain number), numpy/torch scalars as numbers, tuples and lists as lists, named tuples (also
+the outputs of ``a + b`` and ``a / b`` when a branch has a name) and dataclasses as objects of
+their fields (a ``+``/``/`` output whose branches are all anonymous, ``out_0, out_1...``, is a
+list, as a plain tuple is), dicts as objects (keys must be strings, ints, floats or booleans;
+they become strings as JSON requires). JSON has no non-finite numbers, so NaN and
 infinities are written according to ``non_finite``: ``"string"`` (the default) writes the strings
 ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, ``"null"`` writes ``null``, ``"error"`` refuses.
 Anything else (bytes, complex numbers, arbitrary objects) is an :class:`EncodeError` naming the
@@ -233,7 +235,7 @@ def _plain(value: Any, non_finite: str, where: str) -> Any:
             if value.dtype.kind != "f" or bool(numpy.isfinite(value).all()):
                 return value.tolist()
             return _plain(value.tolist(), non_finite, where)
-    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+    if isinstance(value, tuple) and hasattr(type(value), "_fields") and not getattr(type(value), "_wb_anonymous", False):
         return {field: _plain(v, non_finite, f"{where}.{field}") for field, v in zip(value._fields, value)}
     if isinstance(value, (list, tuple)):
         return [_plain(v, non_finite, f"{where}[{i}]") for i, v in enumerate(value)]

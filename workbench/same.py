@@ -7,6 +7,10 @@
 >>> (same.strip().split(",") >> same[0]).infer_apply("  a,b ")
 'a'
 
+Calling a ``same`` expression records a method call when the expression ends in an attribute
+(``same.split(",")``); otherwise the call applies the expression to its one argument:
+``same[0]([1, 2, 3]) == 1``, ``same.tolist()(t) == t.tolist()``.
+
 Attribute names starting with ``_`` are not recorded (so notebook display hooks keep working);
 write ``transform(lambda x: x._private)`` for those.
 """
@@ -32,8 +36,14 @@ class Same(Transform):
             raise AttributeError(name)
         return Same(self._wb_ops + (("attr", name),))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> "Same":
-        return Same(self._wb_ops + (("call", args, kwargs),))
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._wb_ops and self._wb_ops[-1][0] == "attr":  # same.method(args): record the call
+            return Same(self._wb_ops + (("call", args, kwargs),))
+        if len(args) != 1 or kwargs:
+            raise TypeError(f"{self._wb_kind()} applied to an input takes exactly one argument "
+                            f"(got {len(args)} positional and {len(kwargs)} keyword arguments); "
+                            "to record a call, end the expression in a method name: same.method(...)")
+        return self._wb_callable()(args[0])
 
     def __getitem__(self, key: Any) -> "Same":
         return Same(self._wb_ops + (("item", key),))
@@ -68,7 +78,7 @@ class Same(Transform):
         return self._wb_title()
 
     def __reduce__(self) -> Any:
-        return (_rebuild, (self._wb_ops, self._wb_name))
+        return (_rebuild, (self._wb_ops, self._wb_name, self._wb_varname))
 
 
 def _compile(ops: tuple[tuple[Any, ...], ...]) -> list[Callable[[Any], Any]]:
@@ -96,9 +106,10 @@ def _identity(x: Any) -> Any:
     return x
 
 
-def _rebuild(ops: tuple[tuple[Any, ...], ...], name: str | None) -> Same:
+def _rebuild(ops: tuple[tuple[Any, ...], ...], name: str | None, varname: str | None = None) -> Same:
     s = Same(ops)
     s._wb_name = name
+    s._wb_varname = varname
     return s
 
 

@@ -91,12 +91,13 @@ class FunctionTransform(Transform):
         # itself (by reference, or by value with cloudpickle for notebook and script code).
         if self.__module__ != "__main__" and _importable_as(self):
             return self.__qualname__
-        return (_function_transform, (self.fn, self._wb_name))
+        return (_function_transform, (self.fn, self._wb_name, self._wb_varname))
 
 
-def _function_transform(fn: Callable[..., Any], name: str | None) -> FunctionTransform:
+def _function_transform(fn: Callable[..., Any], name: str | None, varname: str | None = None) -> FunctionTransform:
     t = FunctionTransform(fn)
     t._wb_name = name
+    t._wb_varname = varname
     return t
 
 

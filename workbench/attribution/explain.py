@@ -24,7 +24,7 @@ import torch
 
 from ..collate import _move, collate
 from ..mode import apply_mode
-from ..pipeline import FORWARD, Transform
+from ..pipeline import PREPROCESS, Transform, identity
 from .methods import AttributionMethod, get_method, method_names
 
 __all__ = ["explain", "Explanation", "prepare", "resolve_layer"]
@@ -187,14 +187,13 @@ def prepare(pipeline: Transform, x: Any) -> _Prepared:
     if not isinstance(pipeline, Transform):
         raise TypeError(f"explain needs a workbench pipeline, got {type(pipeline).__name__}; "
                         "build one with transform(...) >> batch >> model")
-    _, end = pipeline._wb_split(0)
-    if end < FORWARD:
+    if pipeline._wb_entry_stage() != PREPROCESS:
         raise ValueError("explain needs a pipeline with a batch step: the forward stage (between batch and "
                          "unbatch) is what gets explained, e.g. preprocess >> batch >> model")
-    stages = pipeline.stages
+    (pre, fwd, _), _ = pipeline._wb_parts()
     with apply_mode("infer"):
         try:
-            item = stages.preprocess._wb_callable()(x)
+            item = pre._wb_callable()(x) if pre is not None else x
         except Exception as exc:
             exc.add_note("workbench: explain failed in the preprocessing stage")
             raise
@@ -205,7 +204,7 @@ def prepare(pipeline: Transform, x: Any) -> _Prepared:
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"explain attributes to the forward stage's input, which must be a tensor or a tuple of "
                             f"tensors; the collated preprocessing output contains a {type(t).__name__}")
-    run = stages.forward._wb_callable()
+    run = fwd._wb_callable() if fwd is not None else identity
     is_tuple = isinstance(batched, tuple)
 
     def forward(*tensors: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """``hard_examples``: which examples does the model get most wrong, and which look unlike its training data?
 
-One batched ``eval_apply`` pass over ``preprocess >> batch >> forward`` gives the forward outputs
-(logits) of every input; from them and the targets come, per example: the loss, prediction,
-confidence (top probability), margin (top-1 minus top-2 probability), entropy of the predicted
-distribution, and an out-of-distribution score. The table is ranked by loss, highest first.
+One batched ``eval_apply`` pass over ``preprocess >> forward`` (the preprocess stage ends with
+``batch``) gives the forward outputs (logits) of every input; from them and the targets come, per
+example: the loss, prediction, confidence (top probability), margin (top-1 minus top-2
+probability), entropy of the predicted distribution, and an out-of-distribution score. The table is ranked by loss, highest first.
 
 The OOD score (default ``ood="mahalanobis"``) is the squared Mahalanobis distance of an example's
 logits to the nearest class centroid, with the centroids and one shared covariance estimated in the
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..pipeline import FORWARD, Transform, batch
+from ..pipeline import PREPROCESS, Transform
 
 if TYPE_CHECKING:
     import pandas
@@ -47,12 +47,11 @@ def forward_outputs(pipeline: Transform, inputs: Any, *, batch_size: int = 256, 
     """The forward stage's outputs for all ``inputs``, concatenated along the batch dimension, on CPU."""
     if not isinstance(pipeline, Transform):
         raise TypeError(f"hard_examples needs a workbench pipeline, got {type(pipeline).__name__}")
-    _, end = pipeline._wb_split(0)
-    if end < FORWARD:
+    if pipeline._wb_entry_stage() != PREPROCESS:
         raise ValueError("hard_examples needs a pipeline with a batch step (preprocess >> batch >> model): "
                          "it scores the forward stage's outputs")
     stages = pipeline.stages
-    scorer = stages.preprocess >> batch >> stages.forward
+    scorer = stages.preprocess >> stages.forward  # the preprocess stage ends with its batch step
     chunks = []
     for out in scorer.eval_apply(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress):
         if not isinstance(out, torch.Tensor) or out.dim() != 2:

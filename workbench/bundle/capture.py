@@ -346,11 +346,17 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         try:
             if t is P.batch or t is P.unbatch or t is P.identity:
                 return f"_wb.{t._wb_kind()}"
+            if kind in (P.Batch, P.Unbatch):  # another instance of a plain marker: the same marker
+                return f"_wb.pipeline.{kind.__name__}()"
             if kind is P.Identity:
                 text = "_wb.identity"
-            elif kind in (P.Compose, P.Rollout, P.Parallel):
+            elif kind is P.Compose:
                 children = ", ".join(self._child(c, i) for i, c in enumerate(t._children))
-                text = f"_wb.{kind.__name__}([{children}])"
+                text = f"_wb.Compose([{children}])"
+            elif kind in (P.Rollout, P.Parallel):
+                children = ", ".join(self._child(c, i) for i, c in enumerate(t._children))
+                fields = "" if t._wb_fields == P._branch_fields(t._children) else f", fields={list(t._wb_fields)!r}"
+                text = f"_wb.{kind.__name__}([{children}]{fields})"
             elif kind is P.Map:
                 text = f"_wb.Map({self._child(t._children[0], 0)})"
             elif kind in (P.IfTrain, P.IfEval, P.IfInfer):
@@ -366,6 +372,8 @@ class Capture(DefinitionsMixin, ObjectsMixin):
                 text = "_wb.same" + "".join(self._same_op(op) for op in t._wb_ops)
             if text is None:
                 return None
+            if t._wb_varname is not None:  # the variable name it had, which pl[name] and output fields use
+                text = f"{text}._wb_with_varname({t._wb_varname!r})"
             if t._wb_name is not None:
                 text = f"({text} - {t._wb_name!r})"
             return text

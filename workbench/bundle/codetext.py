@@ -91,8 +91,8 @@ def span_text(text: str, start: tuple[int, int], end: tuple[int, int],
     pieces = []
     cursor = a
     for s, e, new in sorted((offset(s), offset(e), new) for s, e, new in replacements):
-        if s < cursor:
-            continue  # inside an earlier replacement
+        if s < cursor or e > b:
+            continue  # inside an earlier replacement, or outside the span (elsewhere in the definition)
         pieces.append(blob[cursor:s])
         pieces.append(new.encode("utf-8"))
         cursor = e

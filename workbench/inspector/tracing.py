@@ -34,7 +34,9 @@ import numpy as np
 import torch
 
 from ..apply import _mark_item, _Scope, _target_device
+from ..collate import to_device
 from ..pipeline import (
+    PREPROCESS,
     STAGE_NAMES,
     Batch,
     Compose,
@@ -99,7 +101,7 @@ def pipeline_steps(pipeline: Transform, layers: bool = False) -> list[StepInfo]:
     With ``layers=True`` the submodules of each torch layer follow the layer.
     """
     out: list[StepInfo] = []
-    _collect(pipeline, (), 0, 0, layers, out)
+    _collect(pipeline, (), pipeline._wb_entry_stage(), 0, layers, out)
     return out
 
 
@@ -321,11 +323,12 @@ def _run(pipeline: Transform, x: Any, layers: bool, steps: list[StepInfo] | None
         raise TypeError(f"trace() needs a workbench pipeline or step, got {type(pipeline).__name__}; "
                         "wrap it with workbench.transform first")
     recorder = _Recorder(steps if steps is not None else pipeline_steps(pipeline, layers))
+    recorder.batched = pipeline._wb_entry_stage() == PREPROCESS
     handles = recorder.attach_hooks(pipeline) if layers else []
     try:
         with _Scope("infer", False, _target_device(pipeline)):
             try:
-                out = recorder.run(pipeline, x, ())
+                out = recorder.run(pipeline, to_device(x) if not recorder.batched else x, ())
             except Exception as exc:
                 _mark_item(exc, f"input {_short.repr(x)}")
                 return Trace(recorder.records, x, None, exc)
@@ -336,8 +339,8 @@ def _run(pipeline: Transform, x: Any, layers: bool, steps: list[StepInfo] | None
 
 
 def _runs_as(node: Transform, cls: type) -> bool:
-    """Whether ``node`` computes exactly as ``cls`` does (a subclass may override ``__call__``)."""
-    return type(node).__call__ is cls.__call__
+    """Whether ``node`` computes exactly as ``cls`` does (a subclass may override ``_call``)."""
+    return type(node)._call is cls._call
 
 
 # The composites the trace steps into, and the recorder method that runs each one.
@@ -367,6 +370,7 @@ class _Recorder:
         self._by_key: dict[Key, TraceRecord] = {}
         self._map_depth = 0
         self._leaf_path: Path = ()
+        self.batched = True  # False: the pipeline has no batch, so its unbatch has nothing to split
 
     # --- recording ---
 
@@ -431,6 +435,8 @@ class _Recorder:
         return out
 
     def _leaf(self, node: Transform, x: Any, path: Path) -> Any:
+        if not self.batched and isinstance(node, Unbatch):
+            return x
         outer = self._leaf_path
         self._leaf_path = path
         try:
@@ -451,7 +457,7 @@ class _Recorder:
         return x
 
     def _rollout(self, node: Rollout, x: Any, path: Path) -> tuple[Any, ...]:
-        return tuple(self._child(node, i, x, path) for i in range(len(node._children)))
+        return node._wb_pack([self._child(node, i, x, path) for i in range(len(node._children))])
 
     def _parallel(self, node: Parallel, x: Any, path: Path) -> tuple[Any, ...]:
         branches = len(node._children)
@@ -464,7 +470,7 @@ class _Recorder:
                 f"parallel step {node._wb_title()!r} has {branches} branches and needs a tuple of "
                 f"{branches} values; got {type(x).__name__}" + (f" of length {n}" if n >= 0 else "")
             )
-        return tuple(self._child(node, i, xi, path) for i, xi in enumerate(x))
+        return node._wb_pack([self._child(node, i, xi, path) for i, xi in enumerate(x)])
 
     def _map(self, node: Map, xs: Any, path: Path) -> list[Any]:
         self._map_depth += 1
