@@ -362,6 +362,8 @@ class _Composite(Transform):
         entry = self.__dict__.get("_wb_entry_fn")
         if entry is None:
             has_batch, has_unbatch = self._wb_markers()
+            if has_batch or has_unbatch:
+                self._wb_parts()  # a misplaced marker is an error before anything runs, as in the other modes
             if has_unbatch and not has_batch:
                 # Nothing was batched, so there is nothing to split: run the stages without the marker.
                 (_, fwd, post), _ = self._wb_parts()

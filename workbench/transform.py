@@ -29,6 +29,7 @@ from __future__ import annotations
 import copyreg
 import functools
 import inspect
+import re
 import sys
 import types
 from typing import Any, Callable
@@ -243,10 +244,10 @@ def _lambda_text(fn: Callable[..., Any]) -> str:
         source = inspect.getsource(fn)
     except (OSError, TypeError):
         return "<lambda>"
-    start = source.find("lambda")
-    if start < 0:
+    found = re.search(r"\blambda\b", source)  # the keyword, not a name such as lambda_fn
+    if found is None:
         return "<lambda>"
-    text = source[start:]
+    text = source[found.start():]
     depth = 0
     for i, ch in enumerate(text):
         if ch in "([{":

@@ -435,4 +435,38 @@ SCENARIOS = [
         pl = transform(double) >> transform(total)
         INPUTS = [[1.0, 2.0], [3.0, 4.5]]
     """),
+    _s("recursive_transforms", """
+        from workbench import transform
+        @transform
+        def fact(n):
+            return 1 if n <= 1 else n * fact(n - 1)
+        @transform
+        def is_even(n):
+            return True if n == 0 else is_odd(n - 1)
+        @transform
+        def is_odd(n):
+            return False if n == 0 else is_even(n - 1)
+        @transform
+        def double(x):
+            return 2 * x
+        @transform
+        def quad(x):
+            return double(double(x))
+        pl = fact + is_even + (quad >> is_odd)
+        INPUTS = [0, 1, 5, 6]
+    """),
+    _s("named_outputs_default_names_and_new_markers", """
+        import torch
+        from workbench import transform, same
+        from workbench.pipeline import Batch, Unbatch
+        nn = transform(torch.nn)
+        to_tensor = transform(lambda x: torch.tensor(x, dtype=torch.float32))
+        torch.manual_seed(0)
+        model = nn.Linear(2, 3)
+        label = same.argmax().item()
+        pl = (to_tensor >> Batch() >> model >> Unbatch()
+              >> (label + transform(lambda t: round(float(t.max()), 4)) + (same.sum() - "total")))
+        assert pl([1.0, 2.0])._fields == ("label", "out_1", "total")
+        INPUTS = [[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]]
+    """),
 ]
