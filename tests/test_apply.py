@@ -202,7 +202,7 @@ WORKER_SCRIPT = textwrap.dedent("""
         else:
             raise AssertionError("no error")
         # A pipeline without markers is all forward stage: the model runs here, never in a worker.
-        model = nn.Linear(2, 2)
+        model = nn.Linear(2, 2).double()
         where = (prepare >> model >> wb.transform(lambda t: os.getpid())).eval_apply(
             range(6), batch_size=2, num_workers=2, multiprocessing_context=method)
         assert set(where) == {os.getpid()}, set(where)

@@ -177,7 +177,7 @@ def test_layer_integrated_gradients_scores_each_token_of_a_text_model(text_pipel
     assert abs(e.delta) < 1e-3
     # Completeness: per-token scores add up to F(x) - F(all padding).
     with torch.no_grad():
-        ids = pl.stages.preprocess(sentence)[None]
+        ids = pl.stages.preprocess(sentence)  # the stage ends with batch: a batch of one
         difference = float(model(ids)[0, 1] - model(torch.zeros_like(ids))[0, 1])
     assert float(scores.sum()) == pytest.approx(difference, abs=abs(e.delta) + 1e-5)
     negative = explain(pl, "awful film was the", method="layer_integrated_gradients", layer="embedding")
