@@ -234,7 +234,6 @@ class ApplyIterator:
                     raise
             return out
 
-
     def _unbatched(self, indices: list[int], items: list[Any]) -> list[Any]:
         """Forward and postprocess of a pipeline without ``batch``: per item, in this process."""
         stages = [s for s in (self._fwd, self._post) if s is not None]

@@ -87,10 +87,10 @@ class _computed:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        members = obj.__dict__.get("_modules")
-        if members is not None:  # a torch layer: its own submodule, parameter or buffer of this name wins
+        state = obj.__dict__
+        if "_modules" in state:  # a torch layer: its own submodule, parameter or buffer of this name wins
             for table in ("_modules", "_parameters", "_buffers"):
-                found = obj.__dict__.get(table, {})
+                found = state.get(table, {})
                 if self.name in found:
                     return found[self.name]
         return self.fn(obj)
@@ -687,8 +687,10 @@ def _variable_of(t: Transform, namespace: dict[str, Any]) -> str | None:
     fn = t.__dict__.get("fn")
     name = getattr(fn, "__name__", None)
     scope = getattr(fn, "__globals__", None)
-    if isinstance(name, str) and scope is not None and scope.get(name) in (t, fn) and not name.startswith("_"):
-        return name
+    if isinstance(name, str) and scope is not None and not name.startswith("_"):
+        bound = scope.get(name)
+        if bound is t or bound is fn:
+            return name
     return None
 
 

@@ -36,7 +36,7 @@ def test_pickers_are_built_from_the_state_and_drive_it():
     assert isinstance(w, Inspector) and isinstance(w, widgets.VBox)
     assert [value for _, value in w.step_picker.options] == [s.key for s in w.state.steps]
     assert w.step_picker.value == w.state.find_step("maps").key
-    assert "[0] maps" in w.step_picker.label and w.step_picker.label.startswith("pre")
+    assert "[0] maps" in w.step_picker.label and w.step_picker.label.startswith("fwd")  # no markers: all forward
     assert fmt(float(maps.fn(0).mean())) in w.summary_html.value
     assert "showing 6 of 6 channels" in w.detail_html.value
     before = w.summary_html.value
