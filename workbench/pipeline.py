@@ -56,6 +56,7 @@ __all__ = [
     "IfInfer",
     "Try",
     "Device",
+    "output_type",
 ]
 
 PREPROCESS, FORWARD, POSTPROCESS = 0, 1, 2
