@@ -13,14 +13,19 @@ expression                node                   meaning on input ``x``
 ``a - "name"``            named copy             ``pl["name"]`` finds it
 ========================  =====================  ==================================
 
+The tuples of ``+`` and ``/`` are named tuples whose fields are the branch names (``out_0``...
+for anonymous branches), see :func:`output_type`.
+
 ``batch`` and ``unbatch`` split a pipeline into three stages (per-item preprocessing, the batched
-forward pass, per-item postprocessing); :mod:`workbench.apply` runs them.
+forward pass, per-item postprocessing); :mod:`workbench.apply` runs them. A pipeline without
+``batch`` starts in the forward stage.
 
 >>> from workbench import transform, batch, unbatch
 >>> double = transform(lambda x: 2 * x)
->>> pl = double >> double + transform(str)
->>> pl(3)
-(12, '6')
+>>> pl = double >> (double - "twice") + transform(str)
+>>> out = pl(3)
+>>> out, out.twice, out == (12, "6")
+(Outputs(twice=12, out_1='6'), 12, True)
 """
 
 from __future__ import annotations
