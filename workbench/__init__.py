@@ -10,6 +10,7 @@ torch.Size([])
 
 from .mode import current_mode
 from .pipeline import (
+    Batch,
     Compose,
     IfEval,
     IfInfer,
@@ -43,6 +44,7 @@ __all__ = [
     "Map",
     "Stages",
     "batch",
+    "Batch",
     "unbatch",
     "identity",
     "same",

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from ..collate import _move, collate
+from ..collate import _move
 from ..mode import apply_mode
 from ..pipeline import FORWARD, Transform
 from .methods import AttributionMethod, get_method, method_names
@@ -198,7 +198,7 @@ def prepare(pipeline: Transform, x: Any) -> _Prepared:
         except Exception as exc:
             exc.add_note("workbench: explain failed in the preprocessing stage")
             raise
-    batched = _move(collate([item]), pipeline.device)
+    batched = _move(pipeline._wb_batch_marker()[1]._wb_collate([item]), pipeline.device)
     if isinstance(batched, list):
         batched = tuple(batched)
     for t in _tensors(batched):

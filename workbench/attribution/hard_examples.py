@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..pipeline import FORWARD, Transform, batch
+from ..pipeline import FORWARD, Transform
 
 if TYPE_CHECKING:
     import pandas
@@ -52,7 +52,7 @@ def forward_outputs(pipeline: Transform, inputs: Any, *, batch_size: int = 256, 
         raise ValueError("hard_examples needs a pipeline with a batch step (preprocess >> batch >> model): "
                          "it scores the forward stage's outputs")
     stages = pipeline.stages
-    scorer = stages.preprocess >> batch >> stages.forward
+    scorer = stages.preprocess >> pipeline._wb_batch_marker()[1] >> stages.forward
     chunks = []
     for out in scorer.eval_apply(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress):
         if not isinstance(out, torch.Tensor) or out.dim() != 2:

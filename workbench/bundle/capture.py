@@ -346,6 +346,11 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         try:
             if t is P.batch or t is P.unbatch or t is P.identity:
                 return f"_wb.{t._wb_kind()}"
+            if kind is P.Batch:
+                if t._wb_collate_fn is not None:
+                    fn = t._wb_collate_fn
+                    return f"_wb.batch.collate({self.expr(fn, self._hint(fn, 'collate'))})"
+                return f"_wb.batch.pad({self.expr(t._wb_padding, 'padding')})"
             if kind is P.Identity:
                 text = "_wb.identity"
             elif kind in (P.Compose, P.Rollout, P.Parallel):

@@ -39,7 +39,7 @@ def _children(node: dict[str, Any], indent: str, lines: list[str]) -> None:
         last = i == len(children) - 1
         branch = "└─ " if last else "├─ "
         if child.get("kind") in ("batch", "unbatch"):
-            lines.append(f"{indent}{branch}══ {child['kind']} ══")
+            lines.append(f"{indent}{branch}══ {child.get('label') or child['kind']} ══")
             continue
         lines.append(f"{indent}{branch}[{i}] {_node_label(child)}   [{child.get('stage', '')}]")
         _children(child, indent + ("   " if last else "│  "), lines)
