@@ -26,6 +26,7 @@ from .pipeline import (
     unbatch,
 )
 from . import registry
+from .annotations import annotate
 from .attribution import confusion_matrix, explain, hard_examples
 from .bundle import load, save
 from .inspector import inspect, trace
@@ -53,6 +54,7 @@ __all__ = [
     "IfInfer",
     "Try",
     "current_mode",
+    "annotate",
     "registry",
     "explain",
     "hard_examples",

@@ -230,6 +230,18 @@ class Transform:
                 return tensor.device
         return torch.device("cpu")
 
+    @_computed
+    def annotations(self) -> dict[str, Any]:
+        """The names set with :func:`workbench.annotate` (``class_names``, ``feature_names``, ``vocab``),
+        the pipeline's own over those of its steps; a new dict, empty when nothing is set.
+
+        >>> annotate(pl, class_names=["neg", "pos"]).annotations  # doctest: +SKIP
+        {'class_names': ['neg', 'pos']}
+        """
+        from .annotations import annotations_of
+
+        return annotations_of(self)
+
     def _wb_first_tensor(self) -> list[tuple[Any, str, str]]:
         """Where the first parameter (or buffer) lives: ``[(submodule, "_parameters", name)]`` or ``[]``.
 

@@ -373,6 +373,10 @@ class Capture(DefinitionsMixin, ObjectsMixin):
                 return None
             if t._wb_name is not None:
                 text = f"({text} - {t._wb_name!r})"
+            own = t.__dict__.get("_wb_annotations")
+            if own:
+                names = ", ".join(f"{key}={self.expr(value, key)}" for key, value in own.items())
+                text = f"_wb.annotate({text}, {names})"
             return text
         finally:
             self._path.pop()

@@ -53,6 +53,16 @@ def _origin_text(origin: dict[str, Any] | None) -> str:
     return describe_origin(origin, origin.get("line"))
 
 
+def _annotation_text(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"callable"}:
+        return f"callable {value['callable']} (defined in {_manifest.SOURCE})"
+    if isinstance(value, dict):
+        shown = ", ".join(f"{k}: {v}" for k, v in list(value.items())[:8])
+        return f"{len(value)} entries: {shown}" + (", …" if len(value) > 8 else "")
+    shown = ", ".join(map(str, value[:12]))
+    return f"{len(value)}: {shown}" + (", …" if len(value) > 12 else "")
+
+
 def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str | None]:
     """``(text, problem)``: the report, and the integrity problem found (None when every file checks out).
 
@@ -73,6 +83,9 @@ def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str
            "", "structure:"]
     structure = manifest.get("structure")
     out.extend("  " + line for line in (structure_text(structure) if structure else "(not recorded)").splitlines())
+    annotations = manifest.get("annotations")
+    if annotations:
+        out += ["", "annotations:"] + [f"  {key:<14} {_annotation_text(value)}" for key, value in annotations.items()]
     out += ["", "definitions:"]
     for d in manifest.get("definitions", []):
         out.append(f"  {d['name']:<24} {d['kind']:<10} {_origin_text(d.get('origin')) or d.get('module', '')}")
