@@ -42,6 +42,7 @@ class AttributionView(View):
         self.error: BaseException | None = None
         self._key: tuple[Any, ...] | None = None
         self._classes = 0
+        self._quiet = False
         small = widgets.Layout(width="260px")
         self._integer_input = _integer_input(state)
         methods = runnable_methods(state.pipeline, self._integer_input)
@@ -60,9 +61,13 @@ class AttributionView(View):
                                  widgets.VBox([self.layer, self.alpha, self.shape])])
         self.widget = widgets.VBox([controls, self.status, self.image])
         for control in (self.method, self.base, self.target, self.layer):
-            control.observe(lambda _: self.update(self.state), "value")
+            control.observe(self._on_control, "value")
         for control in (self.alpha, self.shape):
             control.observe(lambda _: self._draw(), "value")
+
+    def _on_control(self, _: Any) -> None:
+        if not self._quiet:
+            self.update(self.state)
 
     # --- the view protocol ------------------------------------------------------------------------
 
@@ -102,9 +107,11 @@ class AttributionView(View):
         """Make the layer picker show the layer the explanation used ("input" for input methods)."""
         if self.layer.value == name or name not in [v for _, v in self.layer.options]:
             return
-        self.layer.unobserve_all("value")
-        self.layer.value = name
-        self.layer.observe(lambda _: self.update(self.state), "value")
+        self._quiet = True  # a display change, not a request (unobserving would also cut the widget's own sync)
+        try:
+            self.layer.value = name
+        finally:
+            self._quiet = False
 
     # --- drawing ----------------------------------------------------------------------------------
 
@@ -156,10 +163,12 @@ class AttributionView(View):
         self._classes = classes
         current = self.target.value
         options = [("predicted", -1)] + [(self._name(i), i) for i in range(classes)]
-        self.target.unobserve_all("value")
-        self.target.options = options
-        self.target.value = current if current < classes else -1
-        self.target.observe(lambda _: self.update(self.state), "value")
+        self._quiet = True
+        try:
+            self.target.options = options
+            self.target.value = current if current < classes else -1
+        finally:
+            self._quiet = False
 
 
 def runnable_methods(pipeline: Any, integer_input: bool | None) -> list[str]:
