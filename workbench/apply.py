@@ -242,8 +242,8 @@ class _Join:
     """The pipeline's batch marker collating a list of preprocessed items, with the workbench note
     (the marker's step, the item indices and the shapes that disagreed) on failure.
 
-    Inside a DataLoader the items arrive as ``(index, item)`` pairs, so that worker processes can
-    name the items too.
+    Inside a DataLoader the items arrive wrapped with their indices (:class:`_Indexed`), so that the
+    note names the items in worker processes too.
     """
 
     def __init__(self, path: tuple[int, ...], marker: Any):

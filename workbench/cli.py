@@ -233,8 +233,8 @@ class _IntermixedParser(argparse.ArgumentParser):
 def _run_predict(args: argparse.Namespace) -> int:
     import contextlib
 
-    from .predict import (EncodeError, InputError, NamesError, convert_inputs, parse_inputs, predict, read_json_lines, to_json,
-                          with_names)
+    from .predict import (EncodeError, InputError, NamesError, convert_inputs, parse_inputs, predict,
+                          read_json_lines, to_json, with_names)
 
     if args.file is not None and args.inputs:
         return _fail("predict", "give inputs either as arguments or with --file, not both", EXIT_USAGE)
