@@ -10,6 +10,7 @@ torch.Size([])
 
 from .mode import current_mode
 from .pipeline import (
+    Batch,
     Compose,
     IfEval,
     IfInfer,
@@ -25,6 +26,7 @@ from .pipeline import (
     unbatch,
 )
 from . import registry
+from .annotations import annotate
 from .attribution import confusion_matrix, explain, hard_examples
 from .bundle import load, save
 from .inspector import inspect, trace
@@ -43,6 +45,7 @@ __all__ = [
     "Map",
     "Stages",
     "batch",
+    "Batch",
     "unbatch",
     "identity",
     "same",
@@ -51,6 +54,7 @@ __all__ = [
     "IfInfer",
     "Try",
     "current_mode",
+    "annotate",
     "registry",
     "explain",
     "hard_examples",

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .collate import _DEVICE, collate, device_scope, to_device, uncollate
+from .collate import _DEVICE, collate, describe_shapes, device_scope, to_device, uncollate
 from .mode import _MODE
 from .pipeline import FORWARD, POSTPROCESS, PREPROCESS, Compose, Transform, _annotate, refresh_note
 
@@ -109,7 +109,14 @@ class ApplyIterator:
         self._sampler = options.pop("sampler", None)
         self._batch_sampler = options.pop("batch_sampler", None)
         self._generator = options.pop("generator", None)
+        if "collate_fn" in options:
+            raise TypeError(
+                "collate_fn= is not a loader option here: the pipeline's batch step collates, so that "
+                "infer_apply, eval_apply, explain and a saved bundle all batch the same way; put "
+                "batch.collate(fn) (or batch.pad(value=0) for tensors of different lengths) in the "
+                "pipeline in place of batch")
         self._loader_options = options
+        self._join: Callable[..., Any] = _Join(*pipeline._wb_batch_marker()) if self.batched else list
         self._device = _target_device(pipeline)
         self._len = self._count()
         self._current: Iterator[Any] | None = None
@@ -158,7 +165,8 @@ class ApplyIterator:
     def _batches(self, index_batches: list[list[int]]) -> Iterator[Any]:
         """Preprocessed (and, with ``batch``, collated) batches, one per index batch."""
         dataset = _PreprocessDataset(self.xs, self._pre, self.mode)
-        join = collate if self.batched else list
+        dataset.with_indices = self.batched
+        join = self._join
         if self.num_workers == 0 and not self._loader_options:
             # What dataset[i] does, inlined: this loop's cost is paid on every item.
             xs, pre, node = self.xs, self._pre_step, self._pre_node
@@ -176,7 +184,7 @@ class ApplyIterator:
                             except Exception as exc:
                                 _step_failed(exc, node, f"item {i}")
                                 raise
-                    joined = join(items)
+                    joined = join(items, indices) if self.batched else join(items)
                 yield joined
             return
         loader = torch.utils.data.DataLoader(
@@ -250,11 +258,58 @@ class ApplyIterator:
         return out
 
 
+class _Join:
+    """The pipeline's batch marker collating a list of preprocessed items, with the workbench note
+    (the marker's step, the item indices and the shapes that disagreed) on failure.
+
+    Inside a DataLoader the items arrive wrapped with their indices (:class:`_Indexed`), so that the
+    note names the items in worker processes too.
+    """
+
+    def __init__(self, path: tuple[int, ...], marker: Any):
+        self.path, self.marker = path, marker
+
+    def __call__(self, items: list[Any], indices: list[int] | None = None) -> Any:
+        if indices is None and items and isinstance(items[0], _Indexed):
+            indices = [e.index for e in items]
+            items = [e.item for e in items]
+        try:
+            return self.marker._wb_collate(items)
+        except Exception as exc:
+            _collate_failed(exc, self.path, self.marker, items, indices)
+            raise
+
+
+class _Indexed:
+    """A preprocessed item with its index, as a DataLoader worker hands it to the collate step."""
+
+    __slots__ = ("index", "item")
+
+    def __init__(self, index: int, item: Any):
+        self.index, self.item = index, item
+
+
+def _collate_failed(exc: BaseException, path: tuple[int, ...], marker: Any, items: list[Any],
+                    indices: list[int] | None) -> None:
+    try:
+        exc._wb_path = list(path)  # type: ignore[attr-defined]
+        exc._wb_step = marker._wb_title()  # type: ignore[attr-defined]
+    except AttributeError:
+        return
+    where = indices if indices is not None else list(range(len(items)))
+    shapes = describe_shapes(items, where)
+    hint = ""
+    if shapes and marker._wb_collate_fn is None and marker._wb_padding is None:
+        hint = "; for items of different lengths use batch.pad(value=0) or batch.collate(fn)"
+    _mark_item(exc, f"the batch of items {_span(where)}" + (f": {shapes}" if shapes else "") + hint)
+
+
 class _PreprocessDataset(torch.utils.data.Dataset):
     """``xs[i]`` through the preprocessing stage; what DataLoader workers run."""
 
     def __init__(self, xs: Any, pre: Callable[[Any], Any] | None, mode: str):
         self.xs, self.pre, self.mode = xs, pre, mode
+        self.with_indices = False
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -263,25 +318,27 @@ class _PreprocessDataset(torch.utils.data.Dataset):
         if _MODE.get() != self.mode:  # in a worker process: adopt the run's mode for good
             _MODE.set(self.mode)
         x = self.xs[i]
-        if self.pre is None:
-            return x
-        try:
-            return self.pre(x)
-        except Exception as exc:
-            _mark_item(exc, f"item {i}")
-            raise
+        if self.pre is not None:
+            try:
+                x = self.pre(x)
+            except Exception as exc:
+                _mark_item(exc, f"item {i}")
+                raise
+        return _Indexed(i, x) if self.with_indices else x
 
     def __reduce__(self) -> Any:
         # Workers started with spawn unpickle the dataset: lambdas and notebook functions need cloudpickle.
         import cloudpickle
 
-        return (_load_dataset, (cloudpickle.dumps((self.xs, self.pre, self.mode)),))
+        return (_load_dataset, (cloudpickle.dumps((self.xs, self.pre, self.mode)), self.with_indices))
 
 
-def _load_dataset(payload: bytes) -> _PreprocessDataset:
+def _load_dataset(payload: bytes, with_indices: bool = False) -> _PreprocessDataset:
     import pickle
 
-    return _PreprocessDataset(*pickle.loads(payload))
+    dataset = _PreprocessDataset(*pickle.loads(payload))
+    dataset.with_indices = with_indices
+    return dataset
 
 
 class _Scope:

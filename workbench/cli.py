@@ -209,6 +209,9 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
                         help="element type for --as tensor/numpy, e.g. float32")
     parser.add_argument("--non-finite", choices=("string", "null", "error"), default="string",
                         help="how NaN/Infinity outputs are written (default: string)")
+    parser.add_argument("--names", action="store_true",
+                        help="write class names (from workbench.annotate or the model's config.id2label): a class "
+                             "index output becomes its name, a vector of one score per class an object name: score")
     parser.set_defaults(handler=_run_predict)
 
 
@@ -230,7 +233,8 @@ class _IntermixedParser(argparse.ArgumentParser):
 def _run_predict(args: argparse.Namespace) -> int:
     import contextlib
 
-    from .predict import EncodeError, InputError, convert_inputs, parse_inputs, predict, read_json_lines, to_json
+    from .predict import (EncodeError, InputError, NamesError, convert_inputs, parse_inputs, predict,
+                          read_json_lines, to_json, with_names)
 
     if args.file is not None and args.inputs:
         return _fail("predict", "give inputs either as arguments or with --file, not both", EXIT_USAGE)
@@ -259,12 +263,22 @@ def _run_predict(args: argparse.Namespace) -> int:
         except Exception as exc:
             return _fail("predict", f"loading bundle {args.bundle} failed: {_describe(exc)}", EXIT_FAILED)
         outputs = predict(pipeline, values, batch_size=args.batch_size)
+        if args.names:
+            from .annotations import class_names
+
+            names = class_names(pipeline)
+            if names is None:
+                return _fail("predict", f"--names: bundle {args.bundle} has no class names; save it after "
+                                        "workbench.annotate(pipeline, class_names=[...])", EXIT_USAGE)
+            outputs = (with_names(output, names, i) for i, output in enumerate(outputs, 1))
         index = 0
         try:
             for index, output in enumerate(outputs, 1):
                 lines.append(to_json(output, args.non_finite))
         except EncodeError as exc:
             return _fail("predict", f"the output for input {index} cannot be written as JSON: {exc}", EXIT_FAILED)
+        except NamesError as exc:
+            return _fail("predict", str(exc), EXIT_FAILED)
         except Exception as exc:
             where = f"input {index + 1}" if args.batch_size is None else "a batch"
             return _fail("predict", f"the pipeline failed on {where}: {_describe(exc)}", EXIT_FAILED)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-__all__ = ["collate", "uncollate", "to_device", "device_scope"]
+__all__ = ["collate", "pad_collate", "uncollate", "to_device", "device_scope", "describe_shapes"]
 
 _DEVICE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("workbench_device", default=None)
 
@@ -34,6 +34,77 @@ def collate(items: list[Any]) -> Any:
     if type(first) is torch.Tensor and get_worker_info() is None:
         return torch.stack(items)
     return default_collate(items)
+
+
+def pad_collate(items: list[Any], value: float = 0) -> Any:
+    """A batch from ``items`` whose tensors may differ in size: each is padded at the end of every
+    dimension with ``value`` to the largest size in the batch, then stacked.
+
+    Tuples, lists, named tuples and dicts are collated field by field (so ``(ids, label)`` pads the
+    ids and stacks the labels); anything else goes to ``collate``.
+
+    >>> import torch
+    >>> pad_collate([torch.tensor([1, 2, 3]), torch.tensor([4])]).tolist()
+    [[1, 2, 3], [4, 0, 0]]
+    """
+    first = items[0]
+    if isinstance(first, torch.Tensor):
+        if not all(isinstance(t, torch.Tensor) for t in items):
+            raise TypeError("cannot pad: some items are tensors and some are not "
+                            f"({sorted({type(t).__name__ for t in items})})")
+        dims = {t.dim() for t in items}
+        if len(dims) > 1:
+            raise ValueError(f"cannot pad tensors with different numbers of dimensions {sorted(dims)}: "
+                             "padding only grows sizes, the items must agree on the number of dimensions")
+        shapes = [t.shape for t in items]
+        if all(s == shapes[0] for s in shapes):
+            return torch.stack(items)
+        size = [max(s[d] for s in shapes) for d in range(len(shapes[0]))]
+        out = first.new_full((len(items), *size), value)
+        for i, t in enumerate(items):
+            out[(i, *(slice(0, n) for n in t.shape))] = t
+        return out
+    if isinstance(first, tuple):
+        columns = [pad_collate(list(column), value) for column in zip(*items)]
+        return type(first)(*columns) if hasattr(first, "_fields") else tuple(columns)
+    if isinstance(first, list) and not all(isinstance(e, _SCALARS) for e in first):
+        return [pad_collate(list(column), value) for column in zip(*items)]
+    if isinstance(first, dict):
+        return {key: pad_collate([item[key] for item in items], value) for key in first}
+    return collate(items)
+
+
+def describe_shapes(items: list[Any], indices: list[int] | None = None, limit: int = 6) -> str:
+    """Which items have which shapes, for an error about items that could not be collated.
+
+    ``"shape [5] (items 0, 2), shape [7] (item 1)"``; structures show each tensor's shape;
+    ``indices`` are the items' positions in the data (default: in ``items``). Empty when all agree.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, item in zip(indices if indices is not None else range(len(items)), items):
+        groups.setdefault(_shape_text(item), []).append(i)
+    if len(groups) == 1:
+        return ""
+    parts = []
+    for text, where in list(groups.items())[:limit]:
+        label = "item" if len(where) == 1 else "items"
+        shown = ", ".join(map(str, where[:limit])) + (", ..." if len(where) > limit else "")
+        parts.append(f"{text} ({label} {shown})")
+    if len(groups) > limit:
+        parts.append(f"... ({len(groups)} shapes in all)")
+    return ", ".join(parts)
+
+
+def _shape_text(item: Any) -> str:
+    if isinstance(item, torch.Tensor):
+        return f"shape [{', '.join(map(str, item.shape))}]"
+    if isinstance(item, (tuple, list)):
+        return "(" + ", ".join(_shape_text(e) for e in item) + ")"
+    if isinstance(item, dict):
+        return "{" + ", ".join(f"{k!r}: {_shape_text(v)}" for k, v in item.items()) + "}"
+    if hasattr(item, "shape"):
+        return f"shape [{', '.join(map(str, item.shape))}]"
+    return type(item).__name__
 
 
 def uncollate(batch: Any) -> list[Any]:

@@ -148,7 +148,7 @@ def _text_children(node: dict[str, Any], indent: str, lines: list[str]) -> None:
         last = i == len(children) - 1
         branch = "└─ " if last else "├─ "
         if child["kind"] in ("batch", "unbatch"):
-            lines.append(f"{indent}{branch}══ {child['kind']} ══")
+            lines.append(f"{indent}{branch}══ {child['label']} ══")
             continue
         text = f"[{i}] {child['label']}"
         if child["children"] and not child["name"]:
@@ -180,7 +180,7 @@ def to_html(t: Transform) -> str:
 def _html_node(node: dict[str, Any], index: int | None) -> str:
     prefix = f"[{index}] " if index is not None else ""
     if node["kind"] in ("batch", "unbatch"):
-        return f'<div style="border-top:2px solid #999;margin:2px 0;color:#555">{node["kind"]}</div>'
+        return f'<div style="border-top:2px solid #999;margin:2px 0;color:#555">{html.escape(node["label"])}</div>'
     label = html.escape(prefix + node["label"])
     params = f' <span style="color:#888">({node["params"]:,} params)</span>' if node["params"] else ""
     style = f'background:{_STAGE_COLOURS[node["stage"]]};padding:1px 4px;border-radius:3px'

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from torch import Tensor as _Tensor
 
-from .collate import collate, to_device, uncollate
+from .collate import collate, pad_collate, to_device, uncollate
 from .mode import current_mode
 
 __all__ = [
@@ -224,6 +224,20 @@ class Transform:
                 found[1] = True
         return found[0], found[1]
 
+    def _wb_batch_marker(self) -> "tuple[tuple[int, ...], Batch] | None":
+        """Where this pipeline's batch marker is (its step path) and the marker, or ``None``."""
+
+        def find(t: Transform, path: tuple[int, ...]) -> "tuple[tuple[int, ...], Batch] | None":
+            if isinstance(t, Batch):
+                return path, t
+            for i, child in enumerate(t._wb_children()):
+                found = find(child, path + (i,))
+                if found is not None:
+                    return found
+            return None
+
+        return find(self, ())
+
     def _wb_has_markers(self) -> bool:
         return any(self._wb_markers())
 
@@ -303,6 +317,18 @@ class Transform:
             if tensor is not None:
                 return Device(tensor.device)
         return Device("cpu")
+
+    @_computed
+    def annotations(self) -> dict[str, Any]:
+        """The names set with :func:`workbench.annotate` (``class_names``, ``feature_names``, ``vocab``),
+        the pipeline's own over those of its steps; a new dict, empty when nothing is set.
+
+        >>> annotate(pl, class_names=["neg", "pos"]).annotations  # doctest: +SKIP
+        {'class_names': ['neg', 'pos']}
+        """
+        from .annotations import annotations_of
+
+        return annotations_of(self)
 
     def _wb_first_tensor(self) -> list[tuple[Any, str, str]]:
         """Where the first parameter (or buffer) lives: ``[(submodule, "_parameters", name)]`` or ``[]``.
@@ -775,15 +801,78 @@ class _Marker(Transform):
 
 
 class Batch(_Marker):
-    """Everything before ``batch`` runs per item in a DataLoader; the items are then collated."""
+    """Everything before ``batch`` runs per item in a DataLoader; the items are then collated.
+
+    ``batch`` stacks tensors (torch's ``default_collate`` otherwise). Two variants are batch markers
+    too, and stand wherever ``batch`` can (stages, ``unbatch``, saving, display):
+
+    - ``batch.pad(value=0)`` pads tensors of different sizes (token ids of varying length; also
+      inside tuples and dicts) with ``value`` to the largest in the batch, see
+      :func:`workbench.collate.pad_collate`;
+    - ``batch.collate(fn)`` collates with any function ``fn(list_of_items) -> batch``.
+
+    >>> import torch
+    >>> from workbench import transform, batch
+    >>> pl = transform(torch.tensor) >> batch.pad(value=0)
+    >>> list(pl.eval_apply([[1, 2, 3], [4]]))[0].tolist()
+    [[1, 2, 3], [4, 0, 0]]
+    """
 
     _stage_from, _stage_to = PREPROCESS, FORWARD
 
+    def __init__(self, collate_fn: Callable[[list[Any]], Any] | None = None, *, padding: Any = None):
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"batch.collate(fn) needs a function of the list of items, got {type(collate_fn).__name__}")
+        self._wb_collate_fn = collate_fn
+        self._wb_padding = padding
+
+    def pad(self, value: float = 0) -> "Batch":
+        """A batch marker padding variable-length tensors with ``value`` to the longest in the batch."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"batch.pad(value=...) needs a number, got {value!r}")
+        return Batch(padding=value)
+
+    def collate(self, fn: Callable[[list[Any]], Any]) -> "Batch":
+        """A batch marker collating the preprocessed items with ``fn(items) -> batch``."""
+        return Batch(fn)
+
+    def _wb_collate(self, items: list[Any]) -> Any:
+        """The batch made of ``items`` (preprocessed outputs), on the CPU."""
+        if self._wb_collate_fn is not None:
+            return self._wb_collate_fn(items)
+        if self._wb_padding is not None:
+            return pad_collate(items, self._wb_padding)
+        return collate(items)
+
     def __call__(self, x: Any) -> Any:
-        return to_device(collate([x]))
+        return to_device(self._wb_collate([x]))
 
     def _wb_kind(self) -> str:
+        if self._wb_collate_fn is not None:
+            fn = self._wb_collate_fn
+            return f"batch.collate({getattr(fn, '__qualname__', None) or type(fn).__name__})"
+        if self._wb_padding is not None:
+            return f"batch.pad({self._wb_padding!r})"
         return "batch"
+
+    def __reduce__(self) -> Any:
+        if self._wb_collate_fn is None and self._wb_padding is None:
+            return "batch"
+        if self._wb_collate_fn is None:
+            return (_batch_padding, (self._wb_padding,))
+        import cloudpickle  # a notebook's collate function pickles by value (DataLoader workers by spawn)
+
+        return (_batch_collating, (cloudpickle.dumps(self._wb_collate_fn),))
+
+
+def _batch_padding(value: Any) -> Batch:
+    return Batch(padding=value)
+
+
+def _batch_collating(payload: bytes) -> Batch:
+    import pickle
+
+    return Batch(pickle.loads(payload))
 
 
 class Unbatch(_Marker):

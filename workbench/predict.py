@@ -40,6 +40,8 @@ __all__ = [
     "predict",
     "to_jsonable",
     "to_json",
+    "with_names",
+    "NamesError",
     "NON_FINITE_CHOICES",
     "AS_TYPE_CHOICES",
 ]
@@ -181,6 +183,38 @@ def predict(pipeline: Any, inputs: Sequence[Any], *, batch_size: int | None = No
             yield from uncollate(output)
         else:
             yield output
+
+
+class NamesError(ValueError):
+    """An output cannot be given class names (``--names``); the message names the input and the output."""
+
+
+def with_names(output: Any, names: Sequence[str], index: int = 1) -> Any:
+    """``output`` with class names: a class index becomes its name, one score per class a dict name -> score.
+
+    >>> with_names(1, ["neg", "pos"]), with_names([0.2, 0.8], ["neg", "pos"])
+    ('pos', {'neg': 0.2, 'pos': 0.8})
+    """
+    import numbers
+
+    value = output
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+    if hasattr(value, "ndim") and getattr(value, "ndim") == 0:
+        value = value.item()
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if 0 <= int(value) < len(names):
+            return names[int(value)]
+        raise NamesError(f"--names: the output for input {index} is class {int(value)}, but there are "
+                         f"{len(names)} class names")
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and len(value) == len(names) \
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        return dict(zip(names, value))
+    shape = f"a list of {len(value)}" if isinstance(value, (list, tuple)) else type(output).__name__
+    raise NamesError(f"--names: the output for input {index} is {shape}; names apply to a class index or to one "
+                     f"score per class ({len(names)} classes)")
 
 
 def to_jsonable(value: Any, non_finite: str = "string", _where: str = "output") -> Any:

@@ -65,7 +65,8 @@ def test_errors_show_in_the_tab_and_leave_the_controls_usable():
     pl = transform(torch.as_tensor) >> batch >> model
     w = inspect(pl, torch.rand(3, 4))
     view = w.view("Attribution")
-    view.method.value = "grad_cam"  # a linear model has no conv layer
+    assert "grad_cam" not in view.method.options  # a linear model has no conv layer: not offered
+    view.method.value = "layer_integrated_gradients"  # no embedding to default to, no layer chosen
     assert view.explanation is None and "needs a layer" in view.status.value
     view.method.value = "saliency"
     assert view.explanation is not None

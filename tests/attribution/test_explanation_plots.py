@@ -66,9 +66,13 @@ def test_text_is_drawn_as_coloured_tokens():
              tokens=["good", "bad", "film"], layer="embedding")
     assert attribution_kind(e) == "text"
     fig = e.plot()
-    texts = [t for t in fig.axes[0].texts]
+    texts = [t for t in fig.axes[0].texts if t.get_bbox_patch() is not None]
     assert [t.get_text() for t in texts] == ["good", "bad", "film"]
+    values = [t.get_text() for t in fig.axes[0].texts if t.get_bbox_patch() is None]
+    assert values == ["+1.00", "-2.00", "+0.00"]  # each token's value is written under it
+    assert len(fig.axes) == 2 and fig.axes[1].get_xlim() == (-2.0, 2.0)  # the colour scale, symmetric
     colours = [t.get_bbox_patch().get_facecolor() for t in texts]
+    assert texts[1].get_color() == "white" and texts[2].get_color() == "black"  # readable on the strong colour
     assert colours[0][0] > colours[0][2]  # positive: red
     assert colours[1][2] > colours[1][0]  # negative: blue
     assert np.allclose(colours[2][:3], colours[2][0], atol=0.03)  # zero: neutral (near white)
@@ -78,8 +82,9 @@ def test_feature_vectors_are_drawn_as_bars_with_labels():
     e = make(torch.tensor([0.5, -1.0, 0.25]), torch.rand(3))
     fig = e.plot(labels=["age", "height", "weight"])
     ax = fig.axes[0]
-    assert [round(p.get_height(), 3) for p in ax.patches] == [0.5, -1.0, 0.25]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["age", "height", "weight"]
+    assert [round(p.get_width(), 3) for p in ax.patches] == [0.5, -1.0, 0.25]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["age", "height", "weight"]
+    assert [t.get_text() for t in ax.texts] == ["+0.5", "-1", "+0.25"]
 
 
 def test_plot_from_a_real_explanation_of_a_token_list():
@@ -90,6 +95,6 @@ def test_plot_from_a_real_explanation_of_a_token_list():
     e = explain(pl, ["a", "c", "b"], method="layer_integrated_gradients", layer="0")
     assert e.tokens == ["a", "c", "b"] and e.scores.shape == (3,)
     fig = e.plot()
-    assert [t.get_text() for t in fig.axes[0].texts] == ["a", "c", "b"]
+    assert [t.get_text() for t in fig.axes[0].texts if t.get_bbox_patch() is not None] == ["a", "c", "b"]
     named = explain(pl, ["a", "c", "b"], method="layer_integrated_gradients", layer="0", tokens=["x", "y", "z"])
     assert named.tokens == ["x", "y", "z"]

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import operator
 from typing import Any, Iterator, Sequence
 
 import torch
 
-from ..collate import _move, collate
+from ..collate import _move
 from ..mode import apply_mode
 from ..pipeline import PREPROCESS, Transform, identity
 from .methods import AttributionMethod, get_method, method_names
 
-__all__ = ["explain", "Explanation", "prepare", "resolve_layer"]
+__all__ = ["explain", "Explanation", "prepare", "resolve_layer", "first_embedding", "padding_id"]
 
 
 @dataclasses.dataclass
@@ -50,6 +49,10 @@ class Explanation:
         tokens: the tokens the positions stand for, when known (text inputs).
         layer: the name of the layer attributed to (layer methods), else ``None``.
         options: the options given to the method (e.g. ``{"base": "saliency"}``), for the record.
+        class_names: the names of the classes (``class_names=``, the pipeline's annotation or the
+            model's ``config.id2label``), else ``None``.
+        feature_names: the names of a feature vector's positions, else ``None``.
+        mask: for token ids, which positions are real tokens (padding excluded), else ``None``.
     """
 
     attributions: Any
@@ -63,23 +66,58 @@ class Explanation:
     tokens: list[str] | None = None
     layer: str | None = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    mask: torch.Tensor | None = None
 
     @property
     def scores(self) -> torch.Tensor:
-        """One score per position, ready to draw: per pixel, per token or per feature.
+        """One score per position, ready to draw: per pixel, per real token or per feature.
 
         Image attributions ``[C, H, W]`` are summed over channels; embedding-layer attributions
-        ``[tokens, dim]`` over the embedding dimension (when the input is token ids).
+        ``[tokens, dim]`` over the embedding dimension (when the input is token ids), and padding
+        positions are left out.
         """
         attr = self.attributions[0] if isinstance(self.attributions, tuple) else self.attributions
         attr = attr.detach().float()
         item = self.input[0] if isinstance(self.input, tuple) else self.input
         token_ids = isinstance(item, torch.Tensor) and not item.is_floating_point() and item.dim() == 1
-        if self.layer is not None and token_ids and attr.dim() == 2 and attr.shape[0] == item.shape[0]:
-            return attr.sum(-1)
+        if token_ids and attr.dim() >= 1 and attr.shape[0] == item.shape[0]:
+            if attr.dim() == 2 and self.layer is not None:
+                attr = attr.sum(-1)
+            if attr.dim() == 1 and self.mask is not None:
+                attr = attr[self.mask]
+            return attr
         if attr.dim() == 3:
             return attr.sum(0)
         return attr
+
+    @property
+    def token_ids(self) -> list[int] | None:
+        """The real tokens' ids (padding excluded) when the input is token ids, else ``None``."""
+        item = self.input[0] if isinstance(self.input, tuple) else self.input
+        if not (isinstance(item, torch.Tensor) and not item.is_floating_point() and item.dim() == 1):
+            return None
+        return (item[self.mask] if self.mask is not None else item).tolist()
+
+    def named_scores(self) -> list[tuple[str, float]]:
+        """``(name, score)`` per position of a text or feature-vector input: the token strings (real
+        tokens only) or feature names, else the positions' numbers.
+
+        >>> explain(pl, "a fine match").named_scores()  # doctest: +SKIP
+        [('a', 0.01), ('fine', 0.12), ('match', 0.83)]
+        """
+        scores = self.scores.reshape(-1).tolist()
+        names = self.tokens if self.tokens is not None and len(self.tokens) == len(scores) else self.feature_names
+        if names is None or len(names) != len(scores):
+            names = [str(i) for i in range(len(scores))]
+        return list(zip(map(str, names), scores))
+
+    def class_name(self, index: int | None) -> str:
+        """The name of class ``index`` when names are known, else the index as text."""
+        from ..annotations import class_label
+
+        return class_label(index, self.class_names)
 
     def plot(self, **options: Any) -> Any:
         """A matplotlib Figure drawing the attributions on the input (see :func:`plot_explanation`)."""
@@ -92,49 +130,74 @@ class Explanation:
         shape = tuple(tuple(a.shape) for a in attr) if isinstance(attr, tuple) else tuple(attr.shape)
         delta = "" if self.delta is None else f", delta={self.delta:.3g}"
         layer = "" if self.layer is None else f", layer={self.layer!r}"
-        return (f"Explanation(method={self.method!r}{layer}, target={self.target}, prediction={self.prediction}, "
+        target = self.target if self.class_names is None else f"{self.target} ({self.class_name(self.target)})"
+        predicted = self.prediction if self.class_names is None else \
+            f"{self.prediction} ({self.class_name(self.prediction)})"
+        return (f"Explanation(method={self.method!r}{layer}, target={target}, prediction={predicted}, "
                 f"attributions shape {shape}{delta})")
 
 
-def explain(pipeline: Transform, x: Any, method: str = "integrated_gradients", target: int | None = None,
-            layer: Any = None, *, tokens: Sequence[str] | None = None, **options: Any) -> Explanation:
+def explain(pipeline: Transform, x: Any, method: str | None = None, target: int | str | None = None,
+            layer: Any = None, *, tokens: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+            feature_names: Sequence[str] | None = None, vocab: Any = None, **options: Any) -> Explanation:
     """Attribute the pipeline's forward output for ``target`` (default: the prediction) on input ``x``.
 
     ``method`` is a registered name (see :func:`workbench.attribution.methods.method_names`):
     integrated_gradients, saliency, input_x_gradient, occlusion, feature_ablation, grad_cam (needs
     ``layer``), layer_integrated_gradients (needs ``layer``), noise_tunnel (``base=`` the gradient
-    method to smooth, saliency by default). ``layer`` is a ``torch.nn.Module`` inside the model, or
-    its name: a dotted submodule path (``"features.0"``) or a pipeline step's name. ``tokens`` names
-    the positions of a text input for the plot; without it, a list of strings given as ``x`` is
-    used, or ``x.split()`` when ``x`` is a string with as many words as positions. Other
-    ``options`` go to the method (e.g. ``n_steps``, ``baselines``, ``internal_batch_size``).
+    method to smooth, saliency by default). By default it fits the input: integrated gradients for
+    floating-point inputs, layer integrated gradients on the model's first embedding for integer
+    inputs (token ids), whose gradients do not exist. ``layer`` is a ``torch.nn.Module`` inside the
+    model, or its name: a dotted submodule path (``"features.0"``) or a pipeline step's name.
+
+    ``target`` is a class index or a class name. Names come from ``class_names=``, else the
+    pipeline's annotation (:func:`workbench.annotate`), else a model's ``config.id2label``;
+    ``feature_names=`` name a feature vector's positions. Token ids are shown as tokens through
+    ``vocab=`` (or the annotation); positions holding the embedding's ``padding_idx`` (or the value
+    of ``batch.pad``) are padding and left out of :attr:`Explanation.scores`. Without a vocabulary
+    ``tokens=`` names the positions, or a list of strings given as ``x``, or ``x.split()`` when the
+    words line up with the real tokens. Other ``options`` go to the method (e.g. ``n_steps``,
+    ``baselines``, ``internal_batch_size``).
 
     Layers run in eval mode with grad enabled during the call; training flags, ``requires_grad``
     and the grad mode are restored afterwards.
 
     >>> e = explain(pl, image, method="grad_cam", layer="conv2")  # doctest: +SKIP
+    >>> e = explain(text_pl, "the match went to penalties", target="sport")  # doctest: +SKIP
     >>> e.plot()                                                   # doctest: +SKIP
     """
-    method_cls = get_method(method)
+    from ..annotations import class_index
+    from ..annotations import class_names as _class_names
+    from ..annotations import feature_names as _feature_names
+    from ..annotations import token_strings
+
     prepared = prepare(pipeline, x)
+    inputs = prepared.inputs
+    integer_input = any(not t.is_floating_point() for t in _tensors(inputs))
+    if method is None:
+        method = "layer_integrated_gradients" if integer_input else "integrated_gradients"
+    method_cls = get_method(method)
     if layer is not None and not method_cls.needs_layer:
         layered = ", ".join(n for n in method_names() if get_method(n).needs_layer)
         raise ValueError(f"method {method!r} attributes to the forward input and takes no layer; "
                          f"methods for a layer: {layered}")
+    if layer is None and method_cls.needs_layer and method != "grad_cam":
+        layer = first_embedding(pipeline)
+        if layer is None:
+            raise ValueError(f"method {method!r} needs a layer and the model has no embedding layer to default "
+                             "to: pass layer=<a module inside the model or its name>")
     layer_module, layer_name = (None, None) if layer is None else resolve_layer(pipeline, layer)
-    inputs = prepared.inputs
-    if method_cls.gradient and layer_module is None:
-        for t in _tensors(inputs):
-            if not t.is_floating_point():
-                raise TypeError(
-                    f"method {method!r} needs gradients of the forward input, but it is a {t.dtype} tensor "
-                    f"(token ids?); attribute to the embedding layer instead: "
-                    f"method='layer_integrated_gradients', layer=<the embedding module>")
+    if method_cls.gradient and layer_module is None and integer_input:
+        raise TypeError(
+            f"method {method!r} needs gradients of the forward input, but it is an integer tensor "
+            f"(token ids?); attribute to the embedding layer instead: method='layer_integrated_gradients' "
+            "(the first embedding is used when no layer is given)")
 
     if method_cls.gradient and layer_module is None:
         # Gradient methods need inputs that require grad; asking up front keeps Captum from warning.
         inputs = _map(lambda t: t.detach().requires_grad_(), inputs)
 
+    names = _class_names(pipeline, class_names)
     with _attribution_state(pipeline, layer_module):
         try:
             output = prepared.forward(*_tensors(inputs))
@@ -150,7 +213,7 @@ def explain(pipeline: Transform, x: Any, method: str = "integrated_gradients", t
             raise ValueError(f"target={target!r}: the forward stage gives one value per example, there is no class "
                              "to choose; leave target=None")
         else:
-            target = _class_index(target, logits.shape[0])
+            target = class_index(target, names, logits.shape[0])
         explainer: AttributionMethod = method_cls(prepared.forward, layer_module)
         try:
             attributions, delta = explainer.attribute(inputs, int(target) if target is not None else None,
@@ -162,15 +225,48 @@ def explain(pipeline: Transform, x: Any, method: str = "integrated_gradients", t
     attributions = _unbatch(attributions)
     if method == "grad_cam":
         attributions = _squeeze_channel(attributions)
+    item = _unbatch(_cpu(inputs))
+    first = item[0] if isinstance(item, tuple) else item
+    mask = None
+    if not first.is_floating_point() and first.dim() == 1:
+        padding = padding_id(pipeline)
+        if padding is not None and bool((first != padding).any()):
+            mask = first != padding
+        if tokens is None:
+            real = first[mask] if mask is not None else first
+            tokens = token_strings(pipeline, real, vocab)
     if tokens is None:
-        tokens = _recover_tokens(x, attributions)
+        positions = int(mask.sum()) if mask is not None else None
+        tokens = _recover_tokens(x, attributions, positions)
     elif isinstance(tokens, str):
         raise TypeError("tokens= must be a list of strings, one per position; got a string")
+    features = _feature_names(pipeline, feature_names)
     return Explanation(
         attributions=attributions, target=None if target is None else int(target), prediction=prediction,
-        delta=delta, method=method, input=_unbatch(_cpu(inputs)), output=logits.cpu(), raw=x,
+        delta=delta, method=method, input=item, output=logits.cpu(), raw=x,
         tokens=list(tokens) if tokens is not None else None, layer=layer_name, options=dict(options),
+        class_names=names, feature_names=features, mask=mask,
     )
+
+
+def first_embedding(pipeline: Transform) -> torch.nn.Module | None:
+    """The first ``nn.Embedding``/``nn.EmbeddingBag`` of the forward stage's layers (then of the whole pipeline)."""
+    for part in (pipeline.stages.forward, pipeline):
+        for top in part._wb_modules():
+            for sub in top.modules():
+                if isinstance(sub, (torch.nn.Embedding, torch.nn.EmbeddingBag)):
+                    return sub
+    return None
+
+
+def padding_id(pipeline: Transform) -> int | None:
+    """The token id that means padding: the first embedding's ``padding_idx``, else ``batch.pad``'s value."""
+    embedding = first_embedding(pipeline)
+    if embedding is not None and embedding.padding_idx is not None:
+        return int(embedding.padding_idx)
+    found = pipeline._wb_batch_marker()
+    value = found[1]._wb_padding if found is not None else None
+    return int(value) if value is not None and float(value).is_integer() else None
 
 
 # --- preparing the input -------------------------------------------------------------------------
@@ -197,7 +293,7 @@ def prepare(pipeline: Transform, x: Any) -> _Prepared:
         except Exception as exc:
             exc.add_note("workbench: explain failed in the preprocessing stage")
             raise
-    batched = _move(collate([item]), pipeline.device)
+    batched = _move(pipeline._wb_batch_marker()[1]._wb_collate([item]), pipeline.device)
     if isinstance(batched, list):
         batched = tuple(batched)
     for t in _tensors(batched):
@@ -212,16 +308,6 @@ def prepare(pipeline: Transform, x: Any) -> _Prepared:
             return run(tuple(tensors) if is_tuple else tensors[0])
 
     return _Prepared(batched, forward)
-
-
-def _class_index(target: Any, classes: int) -> int:
-    try:
-        index = operator.index(target.item() if isinstance(target, torch.Tensor) else target)
-    except (TypeError, ValueError, RuntimeError):
-        index = -1
-    if isinstance(target, bool) or not 0 <= index < classes:
-        raise ValueError(f"target={target!r} is not a class index of the forward output (0..{classes - 1})")
-    return index
 
 
 def _tensors(inputs: Any) -> tuple[Any, ...]:
@@ -313,12 +399,13 @@ def _squeeze_channel(attr: Any) -> Any:
     return attr
 
 
-def _recover_tokens(x: Any, attributions: Any) -> list[str] | None:
-    """Tokens for a text input: a list of strings as given, or a string's words when they line up."""
+def _recover_tokens(x: Any, attributions: Any, positions: int | None = None) -> list[str] | None:
+    """Tokens for a text input: a list of strings as given, or a string's words, when they line up
+    with the positions (the real tokens when ``positions`` is given)."""
     attr = attributions[0] if isinstance(attributions, tuple) else attributions
     if not isinstance(attr, torch.Tensor) or attr.dim() == 0:
         return None
-    positions = attr.shape[0]
+    positions = attr.shape[0] if positions is None else positions
     if isinstance(x, (list, tuple)) and x and all(isinstance(t, str) for t in x):
         return list(x) if len(x) == positions else None
     if isinstance(x, str):

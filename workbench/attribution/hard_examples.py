@@ -65,7 +65,8 @@ def forward_outputs(pipeline: Transform, inputs: Any, *, batch_size: int = 256, 
 
 def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | LossFn = "cross_entropy",
                   k: int | None = None, *, ood: str = "mahalanobis", batch_size: int = 256,
-                  num_workers: int = 0, progress: bool = False) -> "pandas.DataFrame":
+                  num_workers: int = 0, progress: bool = False,
+                  class_names: Sequence[str] | None = None) -> "pandas.DataFrame":
     """A DataFrame of the examples ranked by loss (highest first), ``k`` rows (all when ``None``).
 
     Columns: ``index`` (position in ``inputs``), ``target``, ``prediction``, ``confidence``,
@@ -75,6 +76,14 @@ def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | Lo
     ``loss`` is ``"cross_entropy"`` (the forward stage returns logits), ``"nll"`` (it returns
     log-probabilities) or a callable ``(outputs, targets) -> per-example losses``, for which the
     outputs are read as logits. Ties keep input order.
+
+    ``targets`` are class indices or class names; names are looked up in ``class_names=``, else the
+    pipeline's annotation (:func:`workbench.annotate`), else the model's ``config.id2label``. With
+    class names known the table also has ``target_name`` and ``prediction_name`` columns, and
+    ``attrs["class_names"]`` (used by :func:`confusion_matrix` and the example labels).
+
+    Rank held-out examples (a validation set, or out-of-fold predictions, see docs/attribution.md):
+    on its own training data a model has fitted the mistakes it should reveal, so they rank low.
     """
     import pandas
 
@@ -84,10 +93,10 @@ def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | Lo
         raise ValueError(f"k must be a positive integer or None, got {k!r}")
     if not (hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__")):
         inputs = list(inputs)
-    if isinstance(targets, torch.Tensor):
-        targets_t = targets.detach().cpu().long().reshape(-1)
-    else:
-        targets_t = torch.from_numpy(np.array(targets, dtype=np.int64)).reshape(-1)
+    from ..annotations import class_names as _class_names
+
+    names = _class_names(pipeline, class_names)
+    targets_t = _target_indices(targets, names)
     n = len(inputs)
     if len(targets_t) != n:
         raise ValueError(f"hard_examples got {n} inputs and {len(targets_t)} targets; they must pair up")
@@ -138,8 +147,44 @@ def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | Lo
         "ood_score": ood_scores.numpy(),
     })
     table = table.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
+    if names is not None:
+        table.insert(2, "target_name", [_name(names, i) for i in table["target"]])
+        table.insert(4, "prediction_name", [_name(names, i) for i in table["prediction"]])
+        table.attrs["class_names"] = list(names)
     table.attrs["ood_score"] = ood
-    return table if k is None else table.head(k).copy()
+    if k is None:
+        return table
+    head = table.head(k).copy()
+    head.attrs.update(table.attrs)
+    return head
+
+
+def _name(names: Sequence[str], index: Any) -> str:
+    i = int(index)
+    return names[i] if 0 <= i < len(names) else str(i)
+
+
+def _target_indices(targets: Any, names: Sequence[str] | None) -> torch.Tensor:
+    """Targets as a 1-D int64 tensor; class names are mapped through ``names``."""
+    if isinstance(targets, torch.Tensor):
+        return targets.detach().cpu().long().reshape(-1)
+    values = targets.tolist() if hasattr(targets, "tolist") else list(targets)
+    if any(isinstance(v, str) for v in values):
+        if not names:
+            raise ValueError("the targets are class names, but this pipeline has no class names: pass "
+                             "class_names=[...] or annotate(pipeline, class_names=[...])")
+        lookup = {name: i for i, name in enumerate(names)}
+        out = []
+        for position, v in enumerate(values):
+            if isinstance(v, str) and v not in lookup:
+                raise ValueError(f"target {v!r} of example {position} is not a class name; the classes are "
+                                 f"{', '.join(map(repr, names))}")
+            out.append(lookup[v] if isinstance(v, str) else int(v))
+        return torch.tensor(out, dtype=torch.int64)
+    try:
+        return torch.from_numpy(np.array(values, dtype=np.int64)).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"targets must be class indices or class names; {exc}") from None
 
 
 def _mahalanobis(outputs: torch.Tensor, correct: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -175,15 +220,22 @@ def example_labels(examples: "pandas.DataFrame") -> list[str]:
     missing = set(COLUMNS) - set(getattr(examples, "columns", ()))
     if missing:
         raise ValueError(f"example_labels needs a hard_examples table; missing columns: {', '.join(sorted(missing))}")
-    return [f"loss {r.loss:.2f} · target {r.target} · pred {r.prediction} ({r.confidence:.2f}) · ood {r.ood_score:.3g}"
+    names = examples.attrs.get("class_names")
+    return [f"loss {r.loss:.2f} · target {_label(names, r.target)} · pred {_label(names, r.prediction)} "
+            f"({r.confidence:.2f}) · ood {r.ood_score:.3g}"
             for r in examples.itertuples(index=False)]
+
+
+def _label(names: Sequence[str] | None, index: Any) -> str:
+    return _name(names, index) if names else str(index)
 
 
 def confusion_matrix(examples: "pandas.DataFrame", classes: Sequence[Any] | int | None = None) -> "pandas.DataFrame":
     """Counts of (target, prediction) pairs from a :func:`hard_examples` table (all rows: ``k=None``).
 
     Rows are targets, columns predictions; ``classes`` (a count or the class labels in index order)
-    fixes the axes so absent classes show as zero rows and columns.
+    fixes the axes so absent classes show as zero rows and columns. By default the axes are the
+    table's class names (``hard_examples`` with names known), else the indices seen.
 
     >>> confusion_matrix(hard_examples(pl, xs, ys), classes=10)  # doctest: +SKIP
     """
@@ -195,6 +247,8 @@ def confusion_matrix(examples: "pandas.DataFrame", classes: Sequence[Any] | int 
                          f"missing: {', '.join(sorted(missing))}")
     target = examples["target"].to_numpy().astype(int)
     prediction = examples["prediction"].to_numpy().astype(int)
+    if classes is None and examples.attrs.get("class_names"):
+        classes = list(examples.attrs["class_names"])
     if classes is None:
         count = int(max(target.max(initial=-1), prediction.max(initial=-1))) + 1
         labels: list[Any] = list(range(count))
@@ -212,7 +266,7 @@ def confusion_matrix(examples: "pandas.DataFrame", classes: Sequence[Any] | int 
 
 
 def plot_hard_examples(pipeline: Transform, inputs: Any, examples: "pandas.DataFrame", k: int = 8,
-                       method: str = "integrated_gradients", *, shape: Sequence[int] | None = None,
+                       method: str | None = None, *, shape: Sequence[int] | None = None,
                        columns: int = 4, **options: Any) -> "Figure":
     """The first ``k`` rows of a :func:`hard_examples` table, each input with its attribution overlay.
 
@@ -239,9 +293,9 @@ def plot_hard_examples(pipeline: Transform, inputs: Any, examples: "pandas.DataF
             scores = _numpy(e.scores).reshape(-1)
             ax.bar(np.arange(len(scores)), scores, color=np.where(scores >= 0, "tab:red", "tab:blue"))
             ax.set_xticks([])
-        ax.set_title(f"#{int(row['index'])}: target {int(row['target'])}, pred {int(row['prediction'])}\n"
-                     f"loss {row['loss']:.2f}", fontsize=8)
+        ax.set_title(f"#{int(row['index'])}: target {e.class_name(int(row['target']))}, "
+                     f"pred {e.class_name(int(row['prediction']))}\nloss {row['loss']:.2f}", fontsize=8)
     for ax in axes[count:]:
         ax.set_axis_off()
-    fig.suptitle(f"hardest {count} examples ({method}; red supports the prediction)", fontsize=10)
+    fig.suptitle(f"hardest {count} examples ({e.method}; red supports the prediction)", fontsize=10)
     return fig

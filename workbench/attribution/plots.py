@@ -92,16 +92,18 @@ def plot_explanation(explanation: "Explanation", *, shape: Sequence[int] | None 
     ``alpha`` is the overlay's opacity; ``labels`` name the bars of a feature vector.
     """
     kind = attribution_kind(explanation, shape)
-    title = title if title is not None else _title(explanation)
     if kind == "text":
-        return _plot_tokens(explanation.tokens or [], _numpy(explanation.scores), cmap, title)
+        title = title if title is not None else _title(explanation, classes=False)
+        return _plot_tokens(explanation.tokens or [], _numpy(explanation.scores), cmap, title, _summary(explanation))
+    title = title if title is not None else _title(explanation)
     if kind == "image":
         fig = _figure(7.0, 3.4)
         left, right = fig.subplots(1, 2)
         draw_overlay(left, right, explanation, shape=shape, alpha=alpha, cmap=cmap)
         fig.suptitle(title, fontsize=10)
         return fig
-    return _plot_bars(_numpy(explanation.scores).reshape(-1), labels or explanation.tokens, cmap, title)
+    return _plot_bars(_numpy(explanation.scores).reshape(-1), labels or explanation.tokens or explanation.feature_names,
+                      cmap, title)
 
 
 def draw_overlay(input_ax: Any, overlay_ax: Any | None, explanation: "Explanation", *,
@@ -148,52 +150,102 @@ def draw_overlay(input_ax: Any, overlay_ax: Any | None, explanation: "Explanatio
 
 
 def _plot_tokens(tokens: Sequence[str], scores: np.ndarray, cmap: str, title: str,
-                 width_chars: int = 80) -> "Figure":
+                 summary: str = "", width_chars: int = 72) -> "Figure":
+    """Coloured tokens, each with its value beneath, wrapped into lines, over a colour scale.
+
+    The figure is as wide as its longest line (never stretched to a page); token text is black on
+    light colours and white on strong ones, and the figure has its own white background, so it
+    reads the same on light and dark notebook themes.
+    """
+    import textwrap
+
     import matplotlib
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     colours = matplotlib.colormaps[cmap]
+    scores = np.nan_to_num(np.asarray(scores, dtype=float).reshape(-1))
     scale = _scale(scores)
-    lines: list[list[tuple[str, float]]] = [[]]
+    cells: list[list[tuple[str, str, float, int]]] = [[]]
     used = 0
-    for token, score in zip(tokens, np.nan_to_num(scores)):
-        text = str(token)
-        if used and used + len(text) + 1 > width_chars:
-            lines.append([])
+    for token, score in zip(tokens, scores):
+        text = str(token).replace("\n", "⏎") or "␣"
+        if len(text) > 24:
+            text = text[:23] + "…"
+        value = f"{score:+.2f}"
+        width = max(len(text), len(value)) + 1
+        if used and used + width > width_chars:
+            cells.append([])
             used = 0
-        lines[-1].append((text, float(score)))
-        used += len(text) + 1
-    fig = _figure(10.0, 0.6 + 0.4 * len(lines))
-    ax = fig.add_subplot()
+        cells[-1].append((text, value, float(score), used))
+        used += width
+    widest = max(sum(max(len(t), len(v)) + 1 for t, v, _, _ in line) for line in cells) if cells[0] else 10
+    char = 11 * 0.61 / 72  # the width of one monospace character at 11 pt, in inches
+    fig_width = max(4.2, widest * char + 0.5)
+    wrap = max(30, int((fig_width - 0.3) / (9.5 * 0.62 / 72)))
+    heading = "\n".join(textwrap.fill(part, wrap) for part in (title, summary) if part)
+    head_lines = heading.count("\n") + 1
+    fig = _figure(fig_width, 0.25 * head_lines + 0.55 * len(cells) + 0.75)
+    fig.set_facecolor("white")
+    grid = fig.add_gridspec(2, 1, height_ratios=[max(0.55 * len(cells), 0.5), 0.22])
+    ax = fig.add_subplot(grid[0])
     ax.set_axis_off()
-    ax.set_xlim(0, width_chars)
-    ax.set_ylim(len(lines), 0)
-    for row, line in enumerate(lines):
-        column = 0
-        for text, score in line:
-            colour = colours(0.5 + 0.5 * score / scale)
-            ax.text(column, row + 0.5, text, family="monospace", fontsize=11, va="center",
-                    bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.5})
-            column += len(text) + 1
-    ax.set_title(title, fontsize=10)
+    ax.set_xlim(0, (fig_width - 0.3) / char)  # one data unit is one character
+    ax.set_ylim(len(cells), 0)
+    for row, line in enumerate(cells):
+        for text, value, score, column in line:
+            rgba = colours(0.5 + 0.5 * score / scale)
+            luminance = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+            ax.text(column, row + 0.36, text, family="monospace", fontsize=11, va="center", ha="left",
+                    color="white" if luminance < 0.5 else "black",
+                    bbox={"facecolor": rgba, "edgecolor": "0.75", "linewidth": 0.4, "pad": 1.8})
+            ax.text(column, row + 0.8, value, family="monospace", fontsize=7.5, va="center", ha="left", color="0.25")
+    ax.set_title(heading, fontsize=9.5, loc="left", color="black")
+    bar_ax = fig.add_subplot(grid[1])
+    bar = fig.colorbar(ScalarMappable(Normalize(-scale, scale), cmap=colours), cax=bar_ax, orientation="horizontal")
+    bar.set_label("attribution: blue against the target · red for it", fontsize=8, color="black")
+    bar.ax.tick_params(labelsize=7, colors="black")
     return fig
 
 
 def _plot_bars(scores: np.ndarray, labels: Sequence[str] | None, cmap: str, title: str) -> "Figure":
+    """Bars, one per feature: named features as labelled horizontal bars with their values, long
+    unnamed vectors as vertical bars."""
+    import textwrap
+
     import matplotlib
 
     colours = matplotlib.colormaps[cmap]
     scores = np.nan_to_num(scores)
     scale = _scale(scores)
-    fig = _figure(max(4.0, min(12.0, 0.25 * len(scores) + 2)), 3.2)
-    ax = fig.add_subplot()
-    positions = np.arange(len(scores))
-    ax.bar(positions, scores, color=[colours(0.5 + 0.5 * s / scale) for s in scores], edgecolor="0.3", linewidth=0.3)
-    ax.axhline(0, color="0.3", linewidth=0.6)
-    if labels is not None and len(labels) == len(scores) and len(scores) <= 60:
-        ax.set_xticks(positions, [str(label) for label in labels], rotation=90, fontsize=8)
-    ax.set_xlabel("feature")
-    ax.set_ylabel("attribution")
-    ax.set_title(title, fontsize=10)
+    colour = [colours(0.5 + 0.5 * s / scale) for s in scores]
+    named = labels is not None and len(labels) == len(scores) and len(scores) <= 40
+    if named:
+        names = [str(label) for label in labels]  # type: ignore[union-attr]
+        longest = max(len(n) for n in names)
+        width = min(9.0, 3.6 + 0.075 * longest)
+        fig = _figure(width, 0.9 + 0.24 * len(scores))
+        ax = fig.add_subplot()
+        positions = np.arange(len(scores))
+        ax.barh(positions, scores, color=colour, edgecolor="0.3", linewidth=0.3)
+        ax.set_yticks(positions, names, fontsize=8)
+        ax.invert_yaxis()
+        ax.axvline(0, color="0.3", linewidth=0.6)
+        for y, value in zip(positions, scores):
+            ax.annotate(f"{value:+.3g}", (value, y), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
+                        ha="left" if value >= 0 else "right", va="center", fontsize=7)
+        ax.margins(x=0.22)
+        ax.set_xlabel("attribution")
+    else:
+        width = max(4.0, min(12.0, 0.25 * len(scores) + 2))
+        fig = _figure(width, 3.2)
+        ax = fig.add_subplot()
+        positions = np.arange(len(scores))
+        ax.bar(positions, scores, color=colour, edgecolor="0.3", linewidth=0.3)
+        ax.axhline(0, color="0.3", linewidth=0.6)
+        ax.set_xlabel("feature")
+        ax.set_ylabel("attribution")
+    ax.set_title(textwrap.fill(title, max(30, int((width - 0.7) / (10 * 0.62 / 72)))), fontsize=10)
     return fig
 
 
@@ -228,13 +280,26 @@ def plot_confusion_matrix(table: Any, *, normalize: bool = False, cmap: str = "B
     return fig
 
 
-def _title(e: "Explanation") -> str:
+def _summary(e: "Explanation") -> str:
+    """What Captum's ``visualize_text`` lists beside the tokens: predicted class with its probability,
+    the explained class and the attribution total."""
+    parts = []
+    if e.prediction is not None and e.output.dim() == 1:
+        probability = float(e.output.float().softmax(0)[e.prediction])
+        parts.append(f"predicted {e.class_name(e.prediction)} ({probability:.2f})")
+    if e.target is not None:
+        parts.append(f"explained {e.class_name(e.target)}")
+    parts.append(f"attribution total {float(e.scores.sum()):+.2f}")
+    return " · ".join(parts)
+
+
+def _title(e: "Explanation", classes: bool = True) -> str:
     base = e.options.get("base", "saliency") if e.method == "noise_tunnel" else None
     parts = [e.method + (f"({base})" if base else "") + (f" @ {e.layer}" if e.layer else "")]
-    if e.target is not None:
-        parts.append(f"target {e.target}")
-    if e.prediction is not None:
-        parts.append(f"predicted {e.prediction}")
+    if e.target is not None and classes:
+        parts.append(f"target {e.class_name(e.target)}")
+    if e.prediction is not None and classes:
+        parts.append(f"predicted {e.class_name(e.prediction)}")
     if e.delta is not None:
         parts.append(f"delta {e.delta:.2g}")
     if not bool(e.scores.any()):

@@ -23,7 +23,7 @@ import torch
 from ..inspector.extensions import View
 from .explain import Explanation, explain
 from .methods import get_method, method_names
-from .plots import plot_explanation
+from .plots import attribution_kind, plot_explanation
 
 __all__ = ["AttributionView", "VIEW_NAME"]
 
@@ -42,9 +42,11 @@ class AttributionView(View):
         self.error: BaseException | None = None
         self._key: tuple[Any, ...] | None = None
         self._classes = 0
+        self._quiet = False
         small = widgets.Layout(width="260px")
-        self.method = widgets.Dropdown(options=method_names(), value="integrated_gradients", description="method",
-                                       layout=small)
+        self._integer_input = _integer_input(state)
+        methods = runnable_methods(state.pipeline, self._integer_input)
+        self.method = widgets.Dropdown(options=methods, value=methods[0], description="method", layout=small)
         self.base = widgets.Dropdown(options=_NOISE_BASES, value="saliency", description="base",
                                      layout=widgets.Layout(width="260px", display="none"))
         self.target = widgets.Dropdown(options=[("predicted", -1)], value=-1, description="target", layout=small)
@@ -54,14 +56,18 @@ class AttributionView(View):
                                          readout_format=".2f", continuous_update=False, layout=small)
         self.shape = widgets.Text(value="", placeholder="e.g. 8x8", description="reshape", layout=small)
         self.status = widgets.HTML()
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         controls = widgets.HBox([widgets.VBox([self.method, self.base, self.target]),
                                  widgets.VBox([self.layer, self.alpha, self.shape])])
         self.widget = widgets.VBox([controls, self.status, self.image])
         for control in (self.method, self.base, self.target, self.layer):
-            control.observe(lambda _: self.update(self.state), "value")
+            control.observe(self._on_control, "value")
         for control in (self.alpha, self.shape):
             control.observe(lambda _: self._draw(), "value")
+
+    def _on_control(self, _: Any) -> None:
+        if not self._quiet:
+            self.update(self.state)
 
     # --- the view protocol ------------------------------------------------------------------------
 
@@ -72,6 +78,7 @@ class AttributionView(View):
         self.base.layout.display = "" if method == "noise_tunnel" else "none"
         needs_layer = get_method(method).needs_layer
         layer = (self.layer.value or _default_layer(state.pipeline, method)) if needs_layer else None
+        self.layer.disabled = not needs_layer
         target = None if self.target.value == -1 else int(self.target.value)
         key = (state.example, method, self.base.value if method == "noise_tunnel" else None, target, layer)
         if key == self._key:
@@ -93,7 +100,18 @@ class AttributionView(View):
             self.figure = None
             return
         self._sync_targets(self.explanation.output.shape[0] if self.explanation.output.dim() == 1 else 0)
+        self._show_layer(self.explanation.layer or "")
         self._draw()
+
+    def _show_layer(self, name: str) -> None:
+        """Make the layer picker show the layer the explanation used ("input" for input methods)."""
+        if self.layer.value == name or name not in [v for _, v in self.layer.options]:
+            return
+        self._quiet = True  # a display change, not a request (unobserving would also cut the widget's own sync)
+        try:
+            self.layer.value = name
+        finally:
+            self._quiet = False
 
     # --- drawing ----------------------------------------------------------------------------------
 
@@ -105,13 +123,16 @@ class AttributionView(View):
 
         try:
             shape = _parse_shape(self.shape.value)
-            self.figure = plot_explanation(e, shape=shape, alpha=self.alpha.value,
-                                           title=f"{self.state.example_label(self.state.example)} · "
-                                                 f"{self._describe(e)}")
+            label = self.state.example_label(self.state.example)
+            # Text plots list the classes under the title themselves; one title per example either way.
+            heading = f"{label} · {e.method}" + (f" @ {e.layer}" if e.layer else "") \
+                if attribution_kind(e, shape) == "text" else f"{label} · {self._describe(e)}"
+            self.figure = plot_explanation(e, shape=shape, alpha=self.alpha.value, title=heading)
         except ValueError as exc:
             self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
             return
         self.image.value = figure_png(self.figure)
+        self.image.width = str(int(round(self.figure.get_figwidth() * self.figure.dpi)))  # natural size, not stretched
         delta = "" if e.delta is None else f" · convergence delta {e.delta:.3g}"
         self.status.value = (f"<span style='font-size:11px'>attributions {tuple(e.scores.shape)} for target "
                              f"{html.escape(self._name(e.target))}; predicted "
@@ -122,7 +143,10 @@ class AttributionView(View):
         return f"{e.method}{layer} · target {self._name(e.target)} · predicted {self._name(e.prediction)}"
 
     def _class_names(self) -> Sequence[str] | Mapping[int, str] | None:
-        return getattr(getattr(self.state, "options", None), "class_names", None)
+        names = getattr(getattr(self.state, "options", None), "class_names", None)
+        if names is None and self.explanation is not None:
+            names = self.explanation.class_names
+        return names
 
     def _name(self, index: int | None) -> str:
         names = self._class_names()
@@ -139,10 +163,48 @@ class AttributionView(View):
         self._classes = classes
         current = self.target.value
         options = [("predicted", -1)] + [(self._name(i), i) for i in range(classes)]
-        self.target.unobserve_all("value")
-        self.target.options = options
-        self.target.value = current if current < classes else -1
-        self.target.observe(lambda _: self.update(self.state), "value")
+        self._quiet = True
+        try:
+            self.target.options = options
+            self.target.value = current if current < classes else -1
+        finally:
+            self._quiet = False
+
+
+def runnable_methods(pipeline: Any, integer_input: bool | None) -> list[str]:
+    """The methods that can run on this pipeline, the default for its input first.
+
+    Token ids (integer inputs) have no gradient: only layer methods (on the embedding) and the
+    perturbation methods run. Grad-CAM needs a convolution, layer methods a layer.
+    """
+    layers = [m for top in pipeline._wb_modules() for n, m in top.named_modules() if n or m is not top]
+    has_conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for top in pipeline._wb_modules() for m in top.modules())
+    has_embedding = _default_layer(pipeline, "layer_integrated_gradients") is not None
+    out = []
+    for name in method_names():
+        method = get_method(name)
+        if name == "grad_cam" and not has_conv:
+            continue
+        if method.needs_layer and not (layers or pipeline._wb_modules()):
+            continue
+        if integer_input and method.gradient and not method.needs_layer:
+            continue
+        if integer_input and name == "layer_integrated_gradients" and not has_embedding:
+            continue
+        out.append(name)
+    first = "layer_integrated_gradients" if integer_input else "integrated_gradients"
+    return sorted(out, key=lambda n: n != first)
+
+
+def _integer_input(state: Any) -> bool | None:
+    """Whether the forward stage's input is integer (token ids), from the current example; ``None`` if unknown."""
+    from .explain import _tensors, prepare
+
+    try:
+        inputs = prepare(state.pipeline, state.input()).inputs
+    except Exception:  # the tab shows the error when it explains this example
+        return None
+    return any(not t.is_floating_point() for t in _tensors(inputs))
 
 
 def _layer_names(pipeline: Any) -> list[str]:

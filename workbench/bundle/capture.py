@@ -346,8 +346,15 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         try:
             if t is P.batch or t is P.unbatch or t is P.identity:
                 return f"_wb.{t._wb_kind()}"
-            if kind in (P.Batch, P.Unbatch):  # another instance of a plain marker: the same marker
-                return f"_wb.pipeline.{kind.__name__}()"
+            if kind is P.Batch:
+                if t._wb_collate_fn is not None:
+                    fn = t._wb_collate_fn
+                    return f"_wb.batch.collate({self.expr(fn, self._hint(fn, 'collate'))})"
+                if t._wb_padding is not None:
+                    return f"_wb.batch.pad({self.expr(t._wb_padding, 'padding')})"
+                return "_wb.pipeline.Batch()"  # another instance of the plain marker: the same marker
+            if kind is P.Unbatch:
+                return "_wb.pipeline.Unbatch()"
             if kind is P.Identity:
                 text = "_wb.identity"
             elif kind is P.Compose:
@@ -376,6 +383,10 @@ class Capture(DefinitionsMixin, ObjectsMixin):
                 text = f"{text}._wb_with_varname({t._wb_varname!r})"
             if t._wb_name is not None:
                 text = f"({text} - {t._wb_name!r})"
+            own = t.__dict__.get("_wb_annotations")
+            if own:
+                names = ", ".join(f"{key}={self.expr(value, key)}" for key, value in own.items())
+                text = f"_wb.annotate({text}, {names})"
             return text
         finally:
             self._path.pop()

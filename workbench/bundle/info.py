@@ -39,7 +39,7 @@ def _children(node: dict[str, Any], indent: str, lines: list[str]) -> None:
         last = i == len(children) - 1
         branch = "└─ " if last else "├─ "
         if child.get("kind") in ("batch", "unbatch"):
-            lines.append(f"{indent}{branch}══ {child['kind']} ══")
+            lines.append(f"{indent}{branch}══ {child.get('label') or child['kind']} ══")
             continue
         lines.append(f"{indent}{branch}[{i}] {_node_label(child)}   [{child.get('stage', '')}]")
         _children(child, indent + ("   " if last else "│  "), lines)
@@ -51,6 +51,16 @@ def _origin_text(origin: dict[str, Any] | None) -> str:
     if not origin:
         return ""
     return describe_origin(origin, origin.get("line"))
+
+
+def _annotation_text(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"callable"}:
+        return f"callable {value['callable']} (defined in {_manifest.SOURCE})"
+    if isinstance(value, dict):
+        shown = ", ".join(f"{k}: {v}" for k, v in list(value.items())[:8])
+        return f"{len(value)} entries: {shown}" + (", …" if len(value) > 8 else "")
+    shown = ", ".join(map(str, value[:12]))
+    return f"{len(value)}: {shown}" + (", …" if len(value) > 12 else "")
 
 
 def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str | None]:
@@ -73,6 +83,9 @@ def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str
            "", "structure:"]
     structure = manifest.get("structure")
     out.extend("  " + line for line in (structure_text(structure) if structure else "(not recorded)").splitlines())
+    annotations = manifest.get("annotations")
+    if annotations:
+        out += ["", "annotations:"] + [f"  {key:<14} {_annotation_text(value)}" for key, value in annotations.items()]
     out += ["", "definitions:"]
     for d in manifest.get("definitions", []):
         out.append(f"  {d['name']:<24} {d['kind']:<10} {_origin_text(d.get('origin')) or d.get('module', '')}")

@@ -87,6 +87,10 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
         data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.definitions],
                                requirement_lines=reqs)
         data["python_requires"] = f"=={python}.*"
+        if pipeline.annotations:
+            from ..annotations import to_json
+
+            data["annotations"] = to_json(pipeline.annotations)
         _manifest.write(tmp, data)
         if inputs is not None:
             _check(tmp, inputs, expected)

@@ -72,6 +72,7 @@ def __getattr__(name: str) -> Any:
 def inspect(pipeline: "Transform", inputs: Any, *, layers: bool = False, examples: Any = None,
             labels: Sequence[str] | None = None,
             class_names: Sequence[str] | Mapping[int, str] | None = None,
+            feature_names: Sequence[str] | None = None, vocab: Any = None,
             cache_size: int = 8, max_panels: int = 16, top_k: int = 5, bins: int = 30,
             step: Any = None, example: int | None = None) -> "Inspector":
     """An inspector widget for ``pipeline`` over ``inputs`` (a list, tensor or dataset of examples).
@@ -81,7 +82,9 @@ def inspect(pipeline: "Transform", inputs: Any, *, layers: bool = False, example
     side; export the view as PNG. ``layers=True`` lists the submodules of torch layers as steps too.
     Only the examples looked at are traced, and at most ``cache_size`` traces are kept.
     ``examples``/``labels`` feed the example picker a ranked list (``Inspector.set_examples``);
-    ``class_names`` label the top-k; ``step``/``example`` choose what is shown first.
+    ``class_names`` label the top-k, ``feature_names`` a table row's bars, ``vocab`` turns token ids
+    into tokens (each defaults to the pipeline's annotation, see :func:`workbench.annotate`); each
+    example's raw input is shown above the views; ``step``/``example`` choose what is shown first.
 
     >>> w = inspect(pl, test_images, layers=True, class_names=[str(d) for d in range(10)])  # doctest: +SKIP
     >>> w.state.select_step("features.0"); w.export_png("conv.png")                          # doctest: +SKIP
@@ -90,7 +93,8 @@ def inspect(pipeline: "Transform", inputs: Any, *, layers: bool = False, example
     from .widget import Inspector
 
     state = InspectorState(pipeline, inputs, layers=layers, cache_size=cache_size, examples=examples,
-                           labels=labels, class_names=class_names, max_panels=max_panels, top_k=top_k,
+                           labels=labels, class_names=class_names, feature_names=feature_names, vocab=vocab,
+                           max_panels=max_panels, top_k=top_k,
                            bins=bins)
     if step is not None:
         state.select_step(step)

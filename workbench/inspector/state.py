@@ -16,6 +16,7 @@ intermediate outputs whichever examples are browsed.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from matplotlib.figure import Figure
 from ..pipeline import Transform
 from .summary import ImageLayout, Summary, TopK, image_layout, leaves, summarize, text_of, top_k
 from .tracing import Key, StepInfo, Trace, _run, pipeline_steps
+from .raw import raw_html, token_list, tokens_html
 from .views import Column, ViewOptions, save_png, view_figure
 
 __all__ = ["InspectorState", "DEFAULT_CACHE_SIZE"]
@@ -41,8 +43,10 @@ class InspectorState:
     Parameters: ``layers`` also lists submodules of torch layers as steps; ``cache_size`` bounds the
     traced examples kept (at least 2, so a comparison never re-traces); ``examples``/``labels`` a
     ranked list of example indices for the example picker (see :meth:`set_examples`);
-    ``class_names`` names the entries of score vectors in the top-k; ``max_panels`` caps feature-map
-    grids; ``top_k`` is how many scores are listed; ``bins`` the histogram bins.
+    ``class_names`` names the entries of score vectors in the top-k, ``feature_names`` the entries
+    of a table row, ``vocab`` maps token ids to tokens (all three default to the pipeline's
+    annotations, see :func:`workbench.annotate`); ``max_panels`` caps feature-map grids; ``top_k`` is
+    how many scores are listed; ``bins`` the histogram bins.
 
     Listeners added with :meth:`subscribe` are called as ``listener(state, what)`` after every change,
     ``what`` being ``"step"``, ``"example"``, ``"compare"``, ``"part"`` or ``"examples"``.
@@ -52,6 +56,7 @@ class InspectorState:
                  cache_size: int = DEFAULT_CACHE_SIZE, examples: Any = None,
                  labels: Sequence[str] | None = None,
                  class_names: Sequence[str] | Mapping[int, str] | None = None,
+                 feature_names: Sequence[str] | None = None, vocab: Any = None,
                  max_panels: int = 16, top_k: int = 5, bins: int = 30):
         if not isinstance(pipeline, Transform):
             raise TypeError(f"inspect() needs a workbench pipeline, got {type(pipeline).__name__}; "
@@ -69,7 +74,17 @@ class InspectorState:
         self.inputs = inputs
         self.layers = layers
         self.cache_size = cache_size
-        self.options = ViewOptions(bins=bins, max_panels=max_panels, top_k=top_k, class_names=class_names)
+        from ..annotations import class_names as _class_names
+        from ..annotations import feature_names as _feature_names
+        from ..annotations import vocabulary
+
+        if class_names is None or not isinstance(class_names, Mapping):
+            class_names = _class_names(pipeline, class_names)
+        self.feature_names = _feature_names(pipeline, feature_names)
+        self.vocab = vocabulary(pipeline, vocab)
+        self.padding = _padding_id(pipeline) if self.vocab is not None else None
+        self.options = ViewOptions(bins=bins, max_panels=max_panels, top_k=top_k, class_names=class_names,
+                                   feature_names=self.feature_names)
         self.steps: list[StepInfo] = pipeline_steps(pipeline, layers)
         self.step: StepInfo = self.steps[0]
         self.example: int = 0
@@ -251,11 +266,46 @@ class InspectorState:
         return value
 
     def summary(self, index: int | None = None) -> Summary | None:
-        """Type, shape, dtype, statistics and view kind of the shown value; ``None`` when there is none."""
+        """Type, shape, dtype, statistics and view kind of the shown value; ``None`` when there is none.
+
+        A vector in the preprocessing stage is a feature row (``"features"``, drawn as named bars), not
+        scores: the top-k view is for the forward stage's outputs. Token ids (with a vocabulary) are
+        ``"tokens"``, without a mean and spread, which mean nothing for ids.
+        """
         value, message = self.output(index)
         if message is not None:
             return None
-        return summarize(self.value(index))
+        shown = self.value(index)
+        s = summarize(shown)
+        if s.kind == "scores" and self._feature_stage():
+            s.kind = "features"
+        elif self.tokens(index) is not None:
+            s.kind, s.mean, s.std = "tokens", None, None
+        return s
+
+    def _feature_stage(self) -> bool:
+        """Whether the shown step's vectors are feature rows: it preprocesses, before a batched forward stage."""
+        return self.step.stage == "preprocess" and self.pipeline._wb_batch_marker() is not None
+
+    def tokens(self, index: int | None = None) -> list[tuple[str, bool]] | None:
+        """``[(token, is_padding)]`` when the shown value is token ids and a vocabulary is known."""
+        if self.vocab is None:
+            return None
+        value, message = self.output(index)
+        if message is not None:
+            return None
+        return token_list(self.value(index), self.vocab, self.padding)
+
+    def raw_html(self, index: int | None = None) -> str:
+        """The example's raw input as HTML: text, image, named table row, or tokens of token ids."""
+        value = self.input(index)
+        tokens = token_list(value, self.vocab, self.padding) if self.vocab is not None else None
+        if tokens is None and isinstance(value, (list, tuple)) and self.vocab is not None and value and \
+                all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            tokens = [(self.vocab(v), v == self.padding) for v in value]
+        if tokens is not None:
+            return tokens_html(tokens)
+        return raw_html(value, self.feature_names)
 
     @property
     def kind(self) -> str | None:
@@ -298,12 +348,19 @@ class InspectorState:
         out: list[Column] = []
         for i in indices:
             _, message = self.output(i)
+            tokens = self.tokens(i) if message is None else None
+            if tokens is not None:
+                value = self.value(i)
+                message = (f"token ids {tuple(value.shape)} {str(getattr(value, 'dtype', '')).replace('torch.', '')}"
+                           f" as tokens ({sum(not p for _, p in tokens)} real):\n\n"
+                           + " ".join(f"[{t}]" if p else t for t, p in tokens))
             out.append((self.title(i), self.value(i), message))
         return out
 
     def figure(self) -> Figure:
         """The current view as a matplotlib figure (two columns when comparing)."""
-        return view_figure(self.columns(), self.options)
+        options = dataclasses.replace(self.options, features=self._feature_stage())
+        return view_figure(self.columns(), options)
 
     def export_png(self, path: str | None = None, dpi: int | None = None) -> str:
         """Write the current view to a PNG file and return its path.
@@ -320,3 +377,9 @@ class InspectorState:
         return (f"<InspectorState step={self.step.where} {self.step.label!r} example={self.example}"
                 f"{'' if self.compare is None else f' compare={self.compare}'} "
                 f"cached={len(self._cache)}/{self.cache_size} of {len(self.inputs)} inputs>")
+
+
+def _padding_id(pipeline: Transform) -> int | None:
+    from ..attribution.explain import padding_id
+
+    return padding_id(pipeline)

@@ -39,6 +39,8 @@ class ViewOptions:
     max_panels: int = 16
     top_k: int = 5
     class_names: Sequence[str] | Mapping[int, str] | None = None
+    feature_names: Sequence[str] | None = None
+    features: bool = False  # vectors are feature rows (preprocessing), drawn as named bars, not top-k scores
     width: float = 5.0
     height: float = 5.0
     dpi: int = 100
@@ -67,6 +69,8 @@ def _draw_column(fig: Any, title: str, value: Any, message: str | None, options:
         _draw_text(fig.add_subplot(), message)
         return
     s = summarize(value)
+    if options.features and s.kind == "scores":
+        s.kind = "features"
     stats = s.stats_text()
     title = textwrap.fill(title, _TITLE_WIDTH)
     head = f"{title}\n{s.type_name} {s.shape_text} {s.dtype or ''}".rstrip()
@@ -84,6 +88,8 @@ def _draw_main(fig: Any, value: Any, s: Summary, options: ViewOptions) -> None:
         _draw_images(fig, value, options.max_panels)
     elif s.kind == "scores":
         _draw_topk(fig.add_subplot(), value, options)
+    elif s.kind == "features":
+        _draw_features(fig.add_subplot(), value, options.feature_names)
     elif s.kind == "text":
         _draw_text(fig.add_subplot(), text_of(value) or "")
     elif s.kind == "scalar":
@@ -177,6 +183,28 @@ def _draw_topk(ax: Any, value: Any, options: ViewOptions) -> None:
         ax.text(v, y, f" {v:.4g}", va="center", fontsize=7)
     ax.set_title(f"top {len(k.indices)} of {k.length}", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
+
+
+def _draw_features(ax: Any, value: Any, names: Sequence[str] | None) -> None:
+    """A feature row as one horizontal bar per feature, labelled with its name (or position)."""
+    values = _squeeze_vector(value)
+    n = len(values)
+    labels = list(names) if names is not None and len(names) == n else [str(i) for i in range(n)]
+    shown = min(n, 40)
+    positions = np.arange(shown)
+    ax.barh(positions, values[:shown], color=np.where(values[:shown] >= 0, "#4c72b0", "#c44e52"))
+    ax.set_yticks(positions, labels[:shown], fontsize=7 if shown > 16 else 8, parse_math=False)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.4", linewidth=0.6)
+    ax.set_title(f"features ({n})" + ("" if shown == n else f", first {shown} shown"), fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def _squeeze_vector(value: Any) -> np.ndarray:
+    t = as_tensor(value)
+    while t.dim() > 1 and t.shape[0] == 1:
+        t = t[0]
+    return np.nan_to_num(t.reshape(-1).to(torch.float64).numpy())
 
 
 def _draw_histogram(ax: Any, value: Any, bins: int) -> None:

@@ -57,6 +57,7 @@ class Inspector(widgets.VBox):
         self.export_button = widgets.Button(description="Export PNG", icon="download")
         self.export_status = widgets.HTML()
         self.title_html = widgets.HTML()
+        self.raw_html = widgets.HTML()
         self.summary_html = widgets.HTML()
         self.detail_html = widgets.HTML()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
@@ -82,8 +83,8 @@ class Inspector(widgets.VBox):
             widgets.HBox([self.export_path, self.export_button]),
             self.export_status,
         ])
-        super().__init__([widgets.HBox([widgets.VBox([self.step_picker, legend]), pickers]), self.tabs],
-                         layout=wide)
+        super().__init__([widgets.HBox([widgets.VBox([self.step_picker, legend]), pickers]), self.raw_html,
+                          self.tabs], layout=wide)
         self.step_picker.observe(self._on_step, "value")
         self.example_picker.observe(self._on_example, "value")
         self.ranked_picker.observe(self._on_ranked, "value")
@@ -169,6 +170,7 @@ class Inspector(widgets.VBox):
             self._syncing = False
         indices = [state.example] + ([state.compare] if state.compare is not None else [])
         self._draw_title()
+        self.raw_html.value = self._raw_input_html(indices)
         self.summary_html.value = self._summary_html(indices)
         self.detail_html.value = self._detail_html(indices)
         self._figure_stale = True
@@ -182,6 +184,12 @@ class Inspector(widgets.VBox):
         self.image.value = figure_png(fig)
         self.image.width = str(int(round(fig.get_figwidth() * fig.dpi)))  # natural size, not stretched
         self._figure_stale = False
+
+    def _raw_input_html(self, indices: list[int]) -> str:
+        cells = "".join(
+            f"<td style='vertical-align:top;padding:0 16px 0 0'><div style='font-size:11px;opacity:0.75'>input of "
+            f"example {i}</div>{self.state.raw_html(i)}</td>" for i in indices)
+        return f"<table class='workbench-raw' style='margin:4px 0'><tr>{cells}</tr></table>"
 
     def _summary_html(self, indices: list[int]) -> str:
         cells = []
@@ -203,6 +211,11 @@ class Inspector(widgets.VBox):
             k = self.state.top_k(i)
             if k is not None:
                 parts.append(k.to_html())
+            tokens = self.state.tokens(i)
+            if tokens is not None:
+                from .raw import tokens_html
+
+                parts.append(tokens_html(tokens))
             layout = self.state.image_layout(i)
             if layout is not None and layout.note:
                 parts.append(f"<div style='font-size:11px'>{html.escape(layout.note)}</div>")
@@ -236,7 +249,7 @@ class Inspector(widgets.VBox):
         label = "output of the whole pipeline" if not step.path and step.module is None else step.label
         where = f".{step.module.rsplit('.', 1)[-1]} " if step.module is not None else f"{step.where} "
         if step.kind in ("batch", "unbatch"):
-            label = f"══ {step.kind} ══"
+            label = f"══ {step.label} ══"
         return f"{_STAGE_TAGS[step.stage]}│{_NBSP}{indent}{where}{label}"
 
     # --- widget -> state ---------------------------------------------------------------------------
