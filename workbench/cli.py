@@ -152,8 +152,10 @@ def _run_export(args: argparse.Namespace) -> int:
         return _fail("export", f"{exc}; nothing was written", EXIT_FAILED)
     checked = f", checked on {result.checked} input{'s' * (result.checked != 1)}" if result.checked else ""
     if not args.quiet:
+        from .bundle import digest
+
         print(f"saved {result.name!r} ({result.found_in}) after {result.cells} cells in {result.seconds:.1f} s"
-              f"{checked}", file=sys.stderr)
+              f"{checked}; manifest sha256 {digest(result.path)}", file=sys.stderr)
     print(result.path)
     return EXIT_OK
 

@@ -4,6 +4,13 @@ The mode is not global state: each thread (and each asyncio task) sees the mode 
 it is running inside, so one thread can ``train_apply`` while another ``eval_apply``-s the same
 pipeline and each ``IfTrain`` branch sees its own mode.
 
+Torch layers keep their mode in one flag per layer (``layer.training``), which threads would
+share. :data:`LAYER_MODES` makes it per call: a layer step runs with ``training`` set for its own
+call, and calls in *different* modes on the same layer from different threads take turns (each
+forward pass sees its own mode throughout), while calls in the same mode run concurrently. So
+``eval_apply`` outputs are never affected by dropout from a ``train_apply`` running in another
+thread; the cost is that their forward passes on shared layers do not overlap.
+
 >>> from workbench.mode import current_mode, apply_mode
 >>> current_mode()
 'infer'
@@ -16,9 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator, Literal
+import threading
+from typing import Any, Iterator, Literal
 
-__all__ = ["Mode", "MODES", "current_mode", "apply_mode"]
+__all__ = ["Mode", "MODES", "current_mode", "apply_mode", "LayerModes", "LAYER_MODES"]
 
 Mode = Literal["infer", "eval", "train"]
 MODES: tuple[str, ...] = ("infer", "eval", "train")
@@ -41,3 +49,59 @@ def apply_mode(mode: str) -> Iterator[str]:
         yield mode
     finally:
         _MODE.reset(token)
+
+
+class LayerModes:
+    """Per-call ``training`` flags for torch layers used by several threads at once (see the module docstring).
+
+    >>> import torch
+    >>> layer = torch.nn.Dropout()
+    >>> LAYER_MODES.enter(layer, False); layer.training
+    False
+    >>> LAYER_MODES.exit(layer)
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._active: dict[int, list[Any]] = {}  # id(layer) -> [training, calls, {thread id: calls}]
+
+    def enter(self, layer: Any, training: bool) -> None:
+        """Wait until no other thread runs ``layer`` in the other mode, then set it to ``training``."""
+        key = id(layer)
+        me = threading.get_ident()
+        with self._changed:
+            while True:
+                state = self._active.get(key)
+                if state is None:
+                    self._active[key] = [training, 1, {me: 1}]
+                    break
+                if state[0] == training:
+                    state[1] += 1
+                    state[2][me] = state[2].get(me, 0) + 1
+                    break
+                if me in state[2]:
+                    raise RuntimeError(
+                        f"layer {type(layer).__name__} is already running in {'train' if state[0] else 'eval'} "
+                        f"mode in this thread; it cannot also run in {'train' if training else 'eval'} mode inside "
+                        "that call")
+                self._changed.wait()
+            if layer.training != training:
+                layer.train(training)
+
+    def exit(self, layer: Any) -> None:
+        """The call that :meth:`enter` began has finished."""
+        key = id(layer)
+        me = threading.get_ident()
+        with self._changed:
+            state = self._active[key]
+            state[1] -= 1
+            state[2][me] -= 1
+            if not state[2][me]:
+                del state[2][me]
+            if not state[1]:
+                del self._active[key]
+                self._changed.notify_all()
+
+
+LAYER_MODES = LayerModes()
+"""The one registry of layers running right now, and in which mode."""

@@ -33,7 +33,7 @@ import sys
 import types
 from typing import Any, Callable
 
-from .mode import _MODE
+from .mode import _MODE, LAYER_MODES
 from .pipeline import Transform
 
 __all__ = ["transform", "FunctionTransform", "ModuleProxy"]
@@ -170,14 +170,16 @@ def _instance_callable(self: Any) -> Callable[[Any], Any]:
 
 
 def _module_callable(self: Any) -> Callable[[Any], Any]:
-    """Calls the layer with ``training`` set from the apply mode of the running call."""
+    """Calls the layer with ``training`` set from the apply mode of the running call, per call
+    (:data:`workbench.mode.LAYER_MODES`: other threads' calls in another mode wait their turn)."""
     call = _one_argument(self.forward, self)
 
     def run_layer(x: Any) -> Any:
-        training = _MODE.get() == "train"
-        if self.training != training:
-            self.train(training)
-        return call(x)
+        LAYER_MODES.enter(self, _MODE.get() == "train")
+        try:
+            return call(x)
+        finally:
+            LAYER_MODES.exit(self)
 
     return run_layer
 

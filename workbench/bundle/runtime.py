@@ -76,6 +76,16 @@ class BundleRuntime:
             self._memo[memo_key] = torch.nn.Parameter(t, requires_grad=requires_grad)
         return self._memo[memo_key]
 
+    @staticmethod
+    def view(base: Any, size: list[int], stride: list[int], offset: int, *, parameter: bool = False,
+             requires_grad: bool = False) -> Any:
+        """A tensor sharing ``base``'s memory, ``offset`` elements after ``base`` starts (a saved view)."""
+        import torch
+
+        source = base if requires_grad and not parameter else base.detach()
+        out = torch.as_strided(source, size, stride, source.storage_offset() + offset)
+        return torch.nn.Parameter(out, requires_grad=requires_grad) if parameter else out
+
     # --- data ---------------------------------------------------------------------------------------------
 
     def array(self, name: str) -> Any:

@@ -94,6 +94,17 @@ def read(path: str | os.PathLike[str], *, load: bool = False, keep: frozenset[st
             raise
 
 
+def _displaced(root: Path) -> str:
+    try:
+        old = sorted(n for n in os.listdir(root.parent) if n.startswith(f".{root.name}.old-"))
+    except OSError:
+        return ""
+    if not old:
+        return ""
+    return (f" (a save to it was interrupted: the previous bundle is at {root.parent / old[-1]}; the next save to "
+            "this path puts it back)")
+
+
 def _replaced(root: Path, ident: tuple[int, int]) -> bool:
     try:
         st = os.stat(root)
@@ -233,7 +244,7 @@ def _read_once(root: Path, seen: list[Any], *, load: bool, keep: frozenset[str],
     try:
         rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
-        raise IntegrityError(f"no bundle at {root}: the path does not exist") from None
+        raise IntegrityError(f"no bundle at {root}: the path does not exist{_displaced(root)}") from None
     except NotADirectoryError:
         raise IntegrityError(f"{root} is not a bundle: bundles are directories") from None
     try:

@@ -97,6 +97,7 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     says what was removed). The sha256 of the new manifest, which pins every file, is
     ``workbench.bundle.digest(path)``; ``workbench info`` prints it too.
     """
+    placing.clean_leftovers(Path(path), is_bundle)  # first: it may put back a bundle a killed save displaced
     target = check_target(path, overwrite)
     inputs = list(check) if check is not None else None
     expected = None
@@ -112,7 +113,6 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     parent = target.parent if str(target.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        placing.clean_leftovers(target, is_bundle)
         with placing.staging(target) as tmp:
             (tmp / _manifest.SOURCE).write_text(source, encoding="utf-8")
             write_all(cap, tmp)
