@@ -6,7 +6,10 @@ Run: ``python benchmarks/bundle.py``. Prints medians over several runs and the r
   state dict, and vs that plus building the model and ``load_state_dict`` (what loading a
   checkpoint really takes); target 1.3x;
 - save: ``workbench.save`` vs ``torch.save`` of the state dict;
-- size: the bundle directory vs the bytes of the weights; target weights + 1%.
+- size: the bundle directory vs the bytes of the weights; target weights + 1%;
+- what the guarantees cost: reading the weights into the process's own memory (so a loaded pipeline
+  does not change when the file does) vs memory-mapping them with ``safetensors.torch.load_file``,
+  and fsyncing the bundle's files and directories (part of every save).
 """
 
 from __future__ import annotations
@@ -83,6 +86,29 @@ def main() -> None:
         x = torch.randn(2048)
         assert torch.equal(workbench.load(bundle).infer_apply(x), pl.infer_apply(x))
         b_size, sd_size = _size(bundle), _size(sd_path)
+        from safetensors.torch import load_file
+
+        from workbench.bundle import placing, snapshot
+
+        def mapped():
+            load_file(str(bundle / "weights.safetensors"))
+
+        def read_in():
+            snap = snapshot.read(bundle, load=True)
+            snap.pending.result()
+
+        mapped(), read_in()
+        t_mapped = _median(mapped)
+        t_read = _median(read_in)
+        syncs = []
+        for i in range(REPEATS):  # a fresh copy each time: fsync costs only while the data is not yet on disk
+            copy = work / f"copy{i}.wb"
+            shutil.copytree(bundle, copy)
+            start = time.perf_counter()
+            placing.sync_tree(copy)
+            syncs.append(time.perf_counter() - start)
+            shutil.rmtree(copy)
+        t_sync = statistics.median(syncs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"model: {weights / 1e6:.1f} MB of weights ({sum(p.numel() for p in model.parameters()):,} parameters)")
@@ -90,6 +116,8 @@ def main() -> None:
     print(f"load   torch.load {t_load * 1e3:8.1f} ms   workbench.load {w_load * 1e3:8.1f} ms   ratio {w_load / t_load:.2f}x")
     print(f"load   torch.load + build + load_state_dict {t_load_build * 1e3:8.1f} ms   "
           f"ratio {w_load / t_load_build:.2f}x (target 1.3x)")
+    print(f"cost   read + verify every file into own memory {t_read * 1e3:8.1f} ms   memory-map the weights only "
+          f"(no hashing) {t_mapped * 1e3:8.1f} ms   fsync of a freshly written bundle {t_sync * 1e3:8.1f} ms")
     print(f"size   weights {weights:,} B   state dict file {sd_size:,} B   bundle {b_size:,} B   "
           f"bundle/weights {b_size / weights:.4f} (target <= 1.01)")
 
