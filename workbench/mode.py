@@ -62,44 +62,45 @@ class LayerModes:
     """
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()  # held only for a few dict operations
+        self._changed = threading.Condition(self._lock)
         self._active: dict[int, list[Any]] = {}  # id(layer) -> [training, calls, {thread id: calls}]
 
     def enter(self, layer: Any, training: bool) -> None:
         """Wait until no other thread runs ``layer`` in the other mode, then set it to ``training``."""
         key = id(layer)
         me = threading.get_ident()
-        with self._changed:
-            while True:
-                state = self._active.get(key)
-                if state is None:
-                    self._active[key] = [training, 1, {me: 1}]
-                    break
-                if state[0] == training:
-                    state[1] += 1
-                    state[2][me] = state[2].get(me, 0) + 1
-                    break
+        with self._lock:
+            state = self._active.get(key)
+            while state is not None and state[0] != training:
                 if me in state[2]:
                     raise RuntimeError(
                         f"layer {type(layer).__name__} is already running in {'train' if state[0] else 'eval'} "
                         f"mode in this thread; it cannot also run in {'train' if training else 'eval'} mode inside "
                         "that call")
                 self._changed.wait()
+                state = self._active.get(key)
+            if state is None:
+                self._active[key] = [training, 1, {me: 1}]
+            else:
+                state[1] += 1
+                owners = state[2]
+                owners[me] = owners.get(me, 0) + 1
             if layer.training != training:
                 layer.train(training)
 
     def exit(self, layer: Any) -> None:
         """The call that :meth:`enter` began has finished."""
-        key = id(layer)
         me = threading.get_ident()
-        with self._changed:
-            state = self._active[key]
+        with self._lock:
+            state = self._active[id(layer)]
             state[1] -= 1
-            state[2][me] -= 1
-            if not state[2][me]:
-                del state[2][me]
+            owners = state[2]
+            owners[me] -= 1
+            if not owners[me]:
+                del owners[me]
             if not state[1]:
-                del self._active[key]
+                del self._active[id(layer)]
                 self._changed.notify_all()
 
 
