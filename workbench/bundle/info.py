@@ -1,4 +1,4 @@
-"""``workbench info BUNDLE``: what a bundle holds, read from its files without running any of it.
+r"""``workbench info BUNDLE``: what a bundle holds, read from its files without running any of it.
 
 Only ``manifest.json`` is parsed (as JSON) and ``source.py`` read as text; files are hashed to report
 their integrity (:mod:`.snapshot`: nothing outside the bundle is read). Nothing from the bundle is
@@ -23,7 +23,7 @@ __all__ = ["render_info", "structure_text", "escape_controls"]
 
 
 def escape_controls(text: str, *, keep_lines: bool = False) -> str:
-    """``text`` with control and format characters written as escapes (``\x1b``, ``\u202e``).
+    r"""``text`` with control and format characters written as escapes (``\x1b``, ``\u202e``).
 
     ``keep_lines`` keeps newlines and tabs (for source text).
 
