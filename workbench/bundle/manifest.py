@@ -23,7 +23,7 @@ from typing import Any
 from .errors import IntegrityError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "SOURCE", "REQUIREMENTS", "CHUNK", "build", "write", "parse",
-           "requirements", "sha256_file", "chunks_match"]
+           "requirements", "sha256_file"]
 
 FORMAT = "workbench-bundle"
 FORMAT_VERSION = 1
@@ -218,12 +218,3 @@ def _check_structure(root: Any, bad: Any) -> None:
                 or not _is_int(node.get("params", 0)):
             raise bad("has a malformed structure tree")
         stack.extend((child, depth + 1) for child in node.get("children", []))
-
-
-def chunks_match(data: Any, chunks: dict[str, Any]) -> bool:
-    """Whether every ``chunks["size"]``-byte piece of ``data`` has the listed sha256 (hashed on all cores)."""
-    view = memoryview(data).cast("B")
-    size = chunks["size"]
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        got = list(pool.map(lambda at: hashlib.sha256(view[at:at + size]).hexdigest(), range(0, len(view), size)))
-    return got == chunks["sha256"]

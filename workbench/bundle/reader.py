@@ -83,7 +83,8 @@ def _execute(snap: _snapshot.Snapshot) -> Any:
     name = f"workbench_bundle_{digest}_{next(_counter)}"
     module = types.ModuleType(name)
     module.__file__ = source_path
-    module.__dict__["_bundle"] = BundleRuntime(root.resolve(), snap.files)
+    module.__dict__["_bundle"] = BundleRuntime(root.resolve(), snap.files,
+                                               snap.pending.result if snap.pending is not None else None)
     sys.modules[name] = module
     try:
         import cloudpickle

@@ -28,17 +28,22 @@ class BundleRuntime:
 
     ``files`` holds the bytes of every file as :func:`workbench.bundle.snapshot.read` read them: the
     source is rebuilt from exactly the bytes that were verified, never from the directory again.
+    ``ready`` is called before the first file is used (the large ones are still being read then).
     """
 
-    def __init__(self, root: Path, files: dict[str, Any]):
+    def __init__(self, root: Path, files: dict[str, Any], ready: Callable[[], Any] | None = None):
         self.root = Path(root)
         self._data = files
+        self._ready = ready  # waits until the large files are read (and verified)
         self._stores: dict[str, dict[str, Any]] = {}
         self._memo: dict[tuple[str, str], Any] = {}
 
     def _bytes(self, rel: str) -> Any:
         if rel not in self._data:
             raise IntegrityError(f"bundle {self.root}: its source reads {rel}, which is not in the bundle")
+        if self._ready is not None:
+            self._ready()
+            self._ready = None
         return self._data[rel]
 
     # --- tensors ------------------------------------------------------------------------------------
