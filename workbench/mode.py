@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 __all__ = ["Mode", "MODES", "current_mode", "apply_mode", "LayerModes", "LAYER_MODES"]
 
@@ -56,53 +56,56 @@ class LayerModes:
 
     >>> import torch
     >>> layer = torch.nn.Dropout()
-    >>> LAYER_MODES.enter(layer, False); layer.training
+    >>> LAYER_MODES.run(layer, False, lambda x: layer.training, None)
     False
-    >>> LAYER_MODES.exit(layer)
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # held only for a few dict operations
+        self._lock = threading.Lock()  # held only for a few list operations
         self._changed = threading.Condition(self._lock)
-        self._active: dict[int, list[Any]] = {}  # id(layer) -> [training, calls, {thread id: calls}]
+        self._active: dict[int, list[Any]] = {}  # id(layer) -> [training, ids of the threads running it]
 
-    def enter(self, layer: Any, training: bool) -> None:
-        """Wait until no other thread runs ``layer`` in the other mode, then set it to ``training``."""
+    def run(self, layer: Any, training: bool, call: Callable[[Any], Any], x: Any) -> Any:
+        """``call(x)`` with ``layer`` in ``training`` mode for the whole call (see the class docstring)."""
         key = id(layer)
-        me = threading.get_ident()
+        me = _get_ident()
         with self._lock:
             state = self._active.get(key)
-            while state is not None and state[0] != training:
-                if me in state[2]:
-                    raise RuntimeError(
-                        f"layer {type(layer).__name__} is already running in {'train' if state[0] else 'eval'} "
-                        f"mode in this thread; it cannot also run in {'train' if training else 'eval'} mode inside "
-                        "that call")
-                self._changed.wait()
-                state = self._active.get(key)
             if state is None:
-                self._active[key] = [training, 1, {me: 1}]
+                self._active[key] = [training, me]
+            elif state[0] == training:
+                state.append(me)
             else:
-                state[1] += 1
-                owners = state[2]
-                owners[me] = owners.get(me, 0) + 1
-            if layer.training != training:
+                self._wait(layer, key, training, me)
+            if layer.training is not training:
                 layer.train(training)
+        try:
+            return call(x)
+        finally:
+            with self._lock:
+                state = self._active[key]
+                state.remove(me)
+                if len(state) == 1:
+                    del self._active[key]
+                    self._changed.notify_all()
 
-    def exit(self, layer: Any) -> None:
-        """The call that :meth:`enter` began has finished."""
-        me = threading.get_ident()
-        with self._lock:
-            state = self._active[id(layer)]
-            state[1] -= 1
-            owners = state[2]
-            owners[me] -= 1
-            if not owners[me]:
-                del owners[me]
-            if not state[1]:
-                del self._active[id(layer)]
-                self._changed.notify_all()
+    def _wait(self, layer: Any, key: int, training: bool, me: int) -> None:
+        while True:
+            state = self._active.get(key)
+            if state is None:
+                self._active[key] = [training, me]
+                return
+            if state[0] == training:
+                state.append(me)
+                return
+            if me in state[1:]:
+                raise RuntimeError(
+                    f"layer {type(layer).__name__} is already running in {'train' if state[0] else 'eval'} mode "
+                    f"in this thread; it cannot also run in {'train' if training else 'eval'} mode inside that call")
+            self._changed.wait()
 
+
+_get_ident = threading.get_ident
 
 LAYER_MODES = LayerModes()
 """The one registry of layers running right now, and in which mode."""

@@ -173,13 +173,10 @@ def _module_callable(self: Any) -> Callable[[Any], Any]:
     """Calls the layer with ``training`` set from the apply mode of the running call, per call
     (:data:`workbench.mode.LAYER_MODES`: other threads' calls in another mode wait their turn)."""
     call = _one_argument(self.forward, self)
+    run = LAYER_MODES.run
 
     def run_layer(x: Any) -> Any:
-        LAYER_MODES.enter(self, _MODE.get() == "train")
-        try:
-            return call(x)
-        finally:
-            LAYER_MODES.exit(self)
+        return run(self, _MODE.get() == "train", call, x)
 
     return run_layer
 

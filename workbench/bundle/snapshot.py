@@ -73,8 +73,8 @@ def read(path: str | os.PathLike[str], *, load: bool = False, keep: frozenset[st
     """The snapshot of the bundle at ``path`` (see the module docstring).
 
     ``load=True`` keeps every file's bytes (large files as aligned tensors that are read and hashed
-    in the background, chunks in parallel: wait on ``pending`` before using them); otherwise files are only hashed, except those in ``keep``.
-    ``verify=False`` reads and checks just the manifest. ``tolerate=True`` returns a snapshot with
+    in the background, chunks in parallel: wait on ``pending`` before using them); otherwise files
+    are only hashed, except those in ``keep``. ``verify=False`` reads and checks just the manifest. ``tolerate=True`` returns a snapshot with
     ``problem`` set when the manifest is readable but a file is not as it says.
     """
     root = Path(path)
