@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import mmap
 import os
 import stat
 import time
@@ -192,20 +191,11 @@ def _walk(rootfd: int, root: Path) -> tuple[set[str], set[str]]:
 
 
 def _memory(size: int) -> Any:
-    """A writable ``torch.uint8`` buffer of ``size`` bytes in the process's own memory, page aligned.
-
-    On Linux it is a private anonymous mapping advised to use huge pages: filling 50 MB of fresh
-    4 KiB pages costs more than reading the file (one page fault each); with huge pages it is a few
-    faults. It is not a mapping of the file: the file can change or vanish without affecting it.
-    """
+    """A writable ``torch.uint8`` buffer of ``size`` bytes in the process's own memory (64-byte aligned
+    by torch's allocator): not a mapping of the file, which can change or vanish without affecting it."""
     import torch
 
-    if not size or not hasattr(mmap, "MAP_ANONYMOUS"):
-        return torch.empty(size, dtype=torch.uint8)
-    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        memory.madvise(mmap.MADV_HUGEPAGE)
-    return torch.frombuffer(memory, dtype=torch.uint8)  # keeps the mapping alive as long as any view of it
+    return torch.empty(size, dtype=torch.uint8)
 
 
 def _read_all(fd: int, size: int, rel: str, root: Path, *, aligned: bool) -> Any:
