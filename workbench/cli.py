@@ -10,8 +10,10 @@ Exit codes (all subcommands; also in ``workbench --help`` and docs/cli.md):
 - ``1`` the work failed: a notebook cell raised, the pipeline name is missing, saving or its check
   failed, the bundle's code failed to load, the pipeline raised on an input;
 - ``2`` usage error: a wrong command line (from argparse), a notebook or input file that does not
-  exist, an input that is not valid JSON, an output path that exists without ``--overwrite``;
-- ``3`` invalid bundle: no bundle at the path, or a missing, truncated, edited or unexpected file
+  exist, an input that is not valid JSON (or nested too deeply, or a number too long), an output
+  path that exists without ``--overwrite``;
+- ``3`` invalid bundle: no bundle at the path, a malformed manifest, a missing, truncated, edited or
+  unexpected file, a path outside the bundle, or a manifest sha256 other than ``--expect``
   (the message on stderr names it).
 
 >>> main(["info", "model.wb"])  # doctest: +SKIP
@@ -38,8 +40,10 @@ EXIT_CODES = """exit codes:
   1  the work failed: a notebook cell raised, the pipeline name is missing, saving or its
      check failed, the bundle's code failed to load, the pipeline raised on an input
   2  usage error: bad command line, a notebook or input file that does not exist, an input
-     that is not valid JSON, an output path that exists without --overwrite
-  3  invalid bundle: no bundle at the path, or a missing, truncated, edited or unexpected file"""
+     that is not valid JSON (or nested too deeply, or a number too long), an output path that
+     exists without --overwrite
+  3  invalid bundle: no bundle at the path, a malformed manifest, a missing, truncated, edited
+     or unexpected file, a path outside the bundle, a manifest sha256 other than --expect"""
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,28 +57,35 @@ def _add_info(sub: Any) -> None:
     p.add_argument("bundle", help="path of the bundle directory")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON instead")
     p.add_argument("--no-source", action="store_true", help="leave out the source")
+    p.add_argument("--expect", metavar="DIGEST", default=None,
+                   help="exit 3 unless the manifest's sha256 (the first line of the report) is DIGEST")
     p.set_defaults(handler=_run_info)
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from .bundle import snapshot as _snapshot
     from .bundle.errors import IntegrityError
     from .bundle.info import render_info
-    from .bundle import manifest as _manifest
 
+    if args.expect is not None:
+        wanted = args.expect.strip().lower()
+        if len(wanted) != 64 or set(wanted) - set("0123456789abcdef"):
+            return _fail("info", f"--expect needs a sha256 digest (64 hex digits), not {args.expect!r}", EXIT_USAGE)
     try:
         if args.json:
-            data = _manifest.read(args.bundle)
-            print(json.dumps(data, indent=1))
-            _manifest.verify(args.bundle, data)
-            return EXIT_OK
-        text, problem = render_info(args.bundle, show_source=not args.no_source)
+            snap = _snapshot.read(args.bundle, tolerate=True)
+            print(json.dumps(snap.manifest, indent=1))
+            problem, digest = snap.problem, snap.digest
+        else:
+            text, problem, digest = render_info(args.bundle, show_source=not args.no_source)
+            sys.stdout.write(text)
     except IntegrityError as exc:
-        print(f"workbench info: {exc}", file=sys.stderr)
-        return EXIT_BUNDLE
-    sys.stdout.write(text)
+        return _fail("info", str(exc), EXIT_BUNDLE)
     if problem:
-        print(f"workbench info: {problem}", file=sys.stderr)
-        return EXIT_BUNDLE
+        return _fail("info", problem, EXIT_BUNDLE)
+    if args.expect is not None and args.expect.strip().lower() != digest:
+        return _fail("info", f"manifest sha256 is {digest}, expected {args.expect.strip().lower()}: this is not "
+                             "the bundle that was pinned", EXIT_BUNDLE)
     return EXIT_OK
 
 
@@ -141,8 +152,10 @@ def _run_export(args: argparse.Namespace) -> int:
         return _fail("export", f"{exc}; nothing was written", EXIT_FAILED)
     checked = f", checked on {result.checked} input{'s' * (result.checked != 1)}" if result.checked else ""
     if not args.quiet:
+        from .bundle import digest
+
         print(f"saved {result.name!r} ({result.found_in}) after {result.cells} cells in {result.seconds:.1f} s"
-              f"{checked}", file=sys.stderr)
+              f"{checked}; manifest sha256 {digest(result.path)}", file=sys.stderr)
     print(result.path)
     return EXIT_OK
 
@@ -241,10 +254,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.file is None and not args.inputs:
         return _fail("predict", "no inputs: give JSON values as arguments, or --file F (- for stdin)", EXIT_USAGE)
     from .bundle import BundleError, load
-    from .bundle import manifest as _manifest
+    from .bundle import snapshot as _snapshot
 
     try:
-        _manifest.read(args.bundle)  # no bundle there: say so before reading any input
+        _snapshot.read(args.bundle, verify=False)  # no bundle there: say so before reading any input
     except BundleError as exc:
         return _fail("predict", str(exc), EXIT_BUNDLE)
     try:

@@ -134,9 +134,11 @@ def export_notebook(
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
     if notebook.is_dir():
         raise ValueError(f"notebook {str(notebook)!r} is a directory, not a .ipynb file")
-    if out.exists() and not overwrite:
+    from .bundle.writer import is_bundle
+
+    if os.path.lexists(out) and not overwrite:
         raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite (overwrite=True) to replace it")
-    if out.exists() and not (out / "manifest.json").is_file():
+    if os.path.lexists(out) and not is_bundle(out):  # a folder that merely holds a manifest.json is not one
         raise FileExistsError(f"{str(out)!r} exists and is not a bundle; --overwrite only replaces bundles")
     if executed is not None and executed.exists() and not overwrite:
         raise FileExistsError(f"{str(executed)!r} already exists; pass --overwrite (overwrite=True) to replace it")

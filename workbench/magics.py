@@ -48,6 +48,8 @@ class PipelineMagics(Magics):
         name = args.name
         if not name.isidentifier():
             raise UsageError(f"%%pipeline: {name!r} is not a valid Python name")
+        if args.save is not None:  # a path that cannot take a bundle fails before the cell runs
+            _check_save_path(f"%%pipeline {name} --save", args.save, args.overwrite)
         shell = self.shell
         transformed = shell.transform_cell(cell)
         filename = tracking._track_block(cell, transformed)
@@ -85,7 +87,8 @@ class PipelineMagics(Magics):
         if args.save is not None:
             # with --check, the new bundle is also loaded in a fresh interpreter and must agree on the input
             path = _save(value, args.save, overwrite=args.overwrite, check=checked)
-            print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else ""))
+            print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else "")
+                  + f"; manifest sha256 {_digest(path)}")
         return value
 
     @magic_arguments()
@@ -108,8 +111,9 @@ class PipelineMagics(Magics):
         """Save pipeline NAME as a bundle at PATH."""
         args = _parse(self.wb_save, line)
         pipeline = resolve(args.name, self.shell.user_ns)
+        _check_save_path("%wb_save", args.path, args.overwrite)
         path = _save(pipeline, args.path, overwrite=args.overwrite)
-        print(f"saved {args.name} to {path}")
+        print(f"saved {args.name} to {path}; manifest sha256 {_digest(path)}")
 
     def _evaluate(self, expr: str, where: str) -> Any:
         try:
@@ -196,6 +200,21 @@ def _save(pipeline: Transform, path: str, *, overwrite: bool, check: list[Any] |
     from .bundle import save
 
     return save(pipeline, path, overwrite=overwrite, check=check)
+
+
+def _check_save_path(where: str, path: str, overwrite: bool) -> None:
+    from .bundle.writer import check_target
+
+    try:
+        check_target(path, overwrite)
+    except OSError as exc:
+        raise UsageError(f"{where}: {exc.strerror}") from None
+
+
+def _digest(path: Any) -> str:
+    from .bundle import digest
+
+    return digest(path)
 
 
 def _article(word: str) -> str:

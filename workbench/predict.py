@@ -106,14 +106,18 @@ def _decode_lines(stream: Iterable[str], name: str) -> list[Any]:
 
 
 def _decode(text: str, where: str) -> Any:
+    shown = text.strip()
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        shown = text.strip()
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
         position = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
         raise InputError(f"{where} is not valid JSON ({exc.msg} at {position}): {shown!r}") from None
+    except RecursionError:
+        raise InputError(f"{where} is nested too deeply to decode: {shown!r}") from None
+    except ValueError as exc:  # an integer with more digits than Python converts (sys.get_int_max_str_digits)
+        raise InputError(f"{where} cannot be decoded ({exc}): {shown!r}") from None
 
 
 def convert_inputs(values: list[Any], as_type: str = "json", dtype: str | None = None) -> list[Any]:

@@ -34,7 +34,7 @@ import sys
 import types
 from typing import Any, Callable
 
-from .mode import _MODE
+from .mode import _MODE, LAYER_MODES
 from .pipeline import Transform
 
 __all__ = ["transform", "FunctionTransform", "ModuleProxy"]
@@ -172,14 +172,13 @@ def _instance_callable(self: Any) -> Callable[[Any], Any]:
 
 
 def _module_callable(self: Any) -> Callable[[Any], Any]:
-    """Calls the layer with ``training`` set from the apply mode of the running call."""
+    """Calls the layer with ``training`` set from the apply mode of the running call, per call
+    (:data:`workbench.mode.LAYER_MODES`: other threads' calls in another mode wait their turn)."""
     call = _one_argument(self.forward, self)
+    run = LAYER_MODES.run
 
     def run_layer(x: Any) -> Any:
-        training = _MODE.get() == "train"
-        if self.training != training:
-            self.train(training)
-        return call(x)
+        return run(self, _MODE.get() == "train", call, x)
 
     return run_layer
 

@@ -187,14 +187,14 @@ def test_pipeline_magic_save_and_wb_save(kernel):
     r = kernel.ok(cell)
     assert "[0] lambda x: x * SAVED_K -> int 6" in r.stdout
     assert f"saved pl_saved to {path} (checked in a fresh interpreter)" in r.stdout
-    again = kernel.run(cell)  # the bundle exists: re-running needs --overwrite
-    assert again.ename == "FileExistsError" and path in again.evalue
+    again = kernel.run(cell)  # the bundle exists: re-running needs --overwrite (a one-line error, before the cell runs)
+    assert again.ename == "UsageError" and path in again.evalue and "already exists" in again.evalue
     kernel.ok("SAVED_K = 4")
     kernel.ok(cell.replace("--save", "--overwrite --save"))
     kernel.cases.append({"name": "magic_saved", "bundle": path,
                          "expected": kernel.json("save_case('magic_saved_expected', pl_saved, [2, 5])['expected']")})
     r = kernel.run(f"%wb_save pl_saved {path}")
-    assert r.ename == "FileExistsError"
+    assert r.ename == "UsageError" and "already exists" in r.evalue
     r = kernel.ok(f"%wb_save pl_saved {path} --overwrite")
     assert f"saved pl_saved to {path}" in r.stdout
 

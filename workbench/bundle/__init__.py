@@ -10,12 +10,14 @@ renaming), :mod:`.capture` (what to write: walking the pipeline, naming, values)
 :mod:`.definitions` (functions and classes copied as source, verified by :mod:`.codetext`) and
 :mod:`.objects` (layers, tensors, instances), :mod:`.installed` (import or copy), :mod:`.emit`
 (the source text), :mod:`.artifacts`
-(data by value), :mod:`.manifest`, :mod:`.writer` (``save``), :mod:`.reader` (``load``),
+(data by value), :mod:`.manifest`, :mod:`.writer` (``save``), :mod:`.placing` (the atomic move), :mod:`.snapshot`
+(reading a bundle once, confined), :mod:`.reader` (``load``),
 :mod:`.runtime` (what the source calls while loading).
 """
 
-from .errors import BundleError, CaptureError, CheckError, IntegrityError
+from .errors import BundleError, BundleWarning, CaptureError, CheckError, IntegrityError
 from .reader import load
-from .writer import dependency_source, save
+from .writer import dependency_source, digest, save
 
-__all__ = ["save", "load", "dependency_source", "BundleError", "CaptureError", "IntegrityError", "CheckError"]
+__all__ = ["save", "load", "digest", "dependency_source", "BundleError", "CaptureError", "IntegrityError",
+           "CheckError", "BundleWarning"]

@@ -179,15 +179,15 @@ def check_frame(frame: Any) -> str | None:
     return None
 
 
-def read_frame(directory: Path) -> Any:
+def read_frame(files: dict[str, bytes]) -> Any:
+    """The frame stored as ``files`` (``frame.json`` and its ``.npy`` columns, by name inside the frame directory)."""
+    import io
+
     import numpy as np
 
-    with open(directory / "frame.json", encoding="utf-8") as f:
-        meta = json.load(f)
-    arrays = {}
-    for name in os.listdir(directory):
-        if name.endswith(".npy"):
-            arrays[name] = np.load(directory / name, allow_pickle=False)
+    meta = json.loads(files["frame.json"].decode("utf-8"))
+    arrays = {name: np.load(io.BytesIO(data), allow_pickle=False) for name, data in files.items()
+              if name.endswith(".npy")}
     return decode_frame(meta, arrays)
 
 
@@ -246,15 +246,39 @@ def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
                 f.write(memoryview(item.reshape(-1).view(torch.uint8).numpy()))
 
 
-def load_tensors(path: Path) -> dict[str, Any]:
-    """The tensors of a safetensors file (memory-mapped); any not 64-byte aligned are copied to aligned memory."""
-    from safetensors.torch import load_file
+def load_tensors(buffer: Any, where: str) -> dict[str, Any]:
+    """The tensors of a safetensors file read into ``buffer`` (a ``torch.uint8`` tensor), as views of it.
 
-    out = {}
-    for name, t in load_file(str(path)).items():
-        if name.startswith(_PAD):
-            continue
-        if t.numel() and t.data_ptr() % ALIGN:
-            t = t.clone()
-        out[name] = t
-    return out
+    The buffer is the process's own memory (not a mapping of the file), so the tensors do not change
+    when the file does. A tensor that is not 64-byte aligned is copied to aligned memory.
+    """
+    import torch
+
+    from .errors import IntegrityError
+
+    try:
+        size = buffer.numel()
+        header_len = int.from_bytes(bytes(buffer[:8].numpy()), "little")
+        if header_len > size - 8:
+            raise ValueError("the header is longer than the file")
+        header = json.loads(bytes(buffer[8:8 + header_len].numpy()).decode("utf-8"))
+        data = buffer[8 + header_len:]
+        out = {}
+        for name, info in header.items():
+            if name == "__metadata__" or name.startswith(_PAD):
+                continue
+            dtype = getattr(torch, _DTYPES[info["dtype"]])
+            start, end = info["data_offsets"]
+            shape = [int(d) for d in info["shape"]]
+            numel = 1
+            for d in shape:
+                numel *= d
+            if not 0 <= start <= end <= data.numel() or end - start != numel * dtype.itemsize:
+                raise ValueError(f"tensor {name!r} has offsets outside the file or of the wrong length")
+            raw = data[start:end]
+            if raw.numel() and raw.data_ptr() % ALIGN:
+                raw = raw.clone()
+            out[name] = raw.view(dtype).reshape(shape)
+        return out
+    except (ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError, RuntimeError) as exc:
+        raise IntegrityError(f"{where} is not a valid safetensors file ({type(exc).__name__}: {exc})") from None

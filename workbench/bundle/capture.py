@@ -33,6 +33,7 @@ import functools
 import keyword
 import math
 import re
+import struct
 import sys
 import types
 from typing import Any, Iterable
@@ -64,7 +65,10 @@ def _literal_key(obj: Any) -> tuple[str, str] | None:
 def _scalar_text(obj: Any) -> str:
     if isinstance(obj, float):
         if math.isnan(obj):
-            return "float('nan')"
+            bits = struct.pack("<d", obj)
+            if bits == struct.pack("<d", math.copysign(math.nan, obj)):
+                return "float('nan')" if math.copysign(1.0, obj) > 0 else "-float('nan')"
+            return f"__import__('struct').unpack('<d', bytes.fromhex({bits.hex()!r}))[0]"  # a NaN payload, bit for bit
         if math.isinf(obj):
             return "float('inf')" if obj > 0 else "float('-inf')"
         return repr(obj)
@@ -111,9 +115,9 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         self._aliases: dict[Any, list[str]] = {}
         self._keep: list[Any] = []
         self._tensor_keys: dict[int, tuple[str, str]] = {}  # id -> (store, key)
-        self._storage_ptrs: set[int] = set()
+        self._storages: dict[Any, list[Any]] = {}  # (device, storage pointer) -> stored tensors and byte ranges
         self._artifact_names: set[str] = set()
-        self._cells: dict[int, str] = {}
+        self._cells: dict[int, Any] = {}  # id(closure cell) -> the first function seen holding it
         self._namespaces: dict[int, dict[str, Any]] = {}
         self._path: list[str] = []
         self._global_of: dict[Any, tuple[str, str, dict[str, Any]]] = {}
@@ -264,7 +268,8 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         if obj is NotImplemented:
             return "NotImplemented"
         key = self._key(obj)
-        if key in self._primary and (key in self._done or key in self._busy):
+        # a mutable container that already has a name (a global another step reads) is shared, not copied
+        if key in self._primary and (key in self._done or key in self._busy or type(obj) in (list, dict, set)):
             return self.need(obj, self._primary[key])
         from ..pipeline import Transform
 
@@ -304,7 +309,10 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         if isinstance(obj, enum.Enum):
             return f"{self.expr(type(obj), hint)}.{obj.name}"
         if _is_numpy_scalar(obj):
-            return f"{self.expr(type(obj), 'numpy_type')}({_scalar_text(obj.item())})"
+            if obj.dtype.kind in "biufc" and obj.dtype.itemsize <= 8 * (1 + (obj.dtype.kind == "c")):
+                return f"{self.expr(type(obj), 'numpy_type')}({_scalar_text(obj.item())})"
+            # datetime64, longdouble, strings...: their Python value is not exact; a 0-d array is
+            return f"{self._array_expr(_numpy().asarray(obj), hint)}[()]"
         return self.need(obj, self._hint(obj, hint))
 
     def _container_expr(self, obj: Any, hint: str, defining: bool = False) -> str:
@@ -588,6 +596,10 @@ def _key_hint(key: Any, fallback: str) -> str:
     if isinstance(key, str) and key.strip("_").isidentifier():
         return key.strip("_")
     return fallback
+
+
+def _numpy() -> Any:
+    return sys.modules["numpy"]
 
 
 def _is_numpy_array(obj: Any) -> bool:

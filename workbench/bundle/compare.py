@@ -58,7 +58,7 @@ def difference(expected: Any, actual: Any, where: str = "output") -> str | None:
                 return found
         return None
     if isinstance(expected, float):
-        if repr(expected) != repr(actual) and not (math.isnan(expected) and math.isnan(actual)):
+        if repr(expected) != repr(actual) or math.copysign(1.0, expected) != math.copysign(1.0, actual):
             return f"{where}: expected {expected!r}, got {actual!r}"
         return None
     try:

@@ -89,6 +89,13 @@ def _label(obj: Any) -> str:
     return f"{type(obj).__name__} object"
 
 
+def _global_holding(value: Any, namespace: dict[str, Any]) -> str | None:
+    """The global name in ``namespace`` bound to the mutable container ``value``, if any."""
+    if type(value) not in (list, dict, set):
+        return None
+    return next((name for name, v in namespace.items() if v is value and not name.startswith("__")), None)
+
+
 def _function_of(value: Any) -> Any:
     if isinstance(value, (staticmethod, classmethod)):
         value = value.__func__
@@ -200,10 +207,10 @@ class DefinitionsMixin:
                         value = cell.cell_contents
                     except ValueError:
                         self._fail(fn, f"its closure variable {var!r} is empty (defined at {origin_text})")
-                    owner = self._cells.setdefault(id(cell), fn.__qualname__)
-                    if owner != fn.__qualname__:
-                        self._fail(fn, f"its closure variable {var!r} is shared with {owner}; a bundle cannot "
-                                       f"keep them sharing it (defined at {origin_text})")
+                    owner = self._cells.setdefault(id(cell), fn)
+                    if owner is not fn:
+                        self._fail(fn, f"its closure variable {var!r} is shared with {_label(owner)}; a bundle "
+                                       f"cannot keep them sharing it (defined at {origin_text})")
                     closure[var] = value
             text = self._function_text(source, node, replacements, freevars)
             is_lambda = isinstance(node, ast.Lambda)
@@ -220,7 +227,13 @@ class DefinitionsMixin:
                 for v in params:
                     self._path.append(f"closure variable {v!r}")
                     try:
-                        args.append(self.expr(closure[v], v))
+                        gname = _global_holding(closure[v], fn.__globals__)
+                        if gname is not None:  # also a global that other code reads: keep one object
+                            self._global_of.setdefault(self._key(closure[v]), (gname, fn.__globals__.get(
+                                "__name__", "?"), _file_of(fn.__globals__)))
+                            args.append(self.need(closure[v], gname))
+                        else:
+                            args.append(self.expr(closure[v], v))
                     finally:
                         self._path.pop()
                 factory = self._fresh(f"_make_{name.lstrip('_')}")

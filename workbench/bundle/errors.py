@@ -7,7 +7,7 @@ True
 
 from __future__ import annotations
 
-__all__ = ["BundleError", "CaptureError", "IntegrityError", "CheckError"]
+__all__ = ["BundleError", "CaptureError", "IntegrityError", "CheckError", "BundleWarning"]
 
 
 class BundleError(Exception):
@@ -27,3 +27,8 @@ class IntegrityError(BundleError):
 
 class CheckError(BundleError):
     """``save(..., check=[...])``: the reloaded bundle computed something different on an input."""
+
+
+class BundleWarning(UserWarning):
+    """Something about a bundle worth knowing that is not an error: leftovers of interrupted saves
+    cleaned up, a bundle written by another Python version."""

@@ -1,20 +1,44 @@
-"""``workbench info BUNDLE``: what a bundle holds, read from its files without running any of it.
+r"""``workbench info BUNDLE``: what a bundle holds, read from its files without running any of it.
 
 Only ``manifest.json`` is parsed (as JSON) and ``source.py`` read as text; files are hashed to report
-their integrity. Nothing from the bundle is imported or executed.
+their integrity (:mod:`.snapshot`: nothing outside the bundle is read). Nothing from the bundle is
+imported or executed. Control characters in the source and in manifest strings are shown escaped
+(``\x1b``), so terminal escape sequences or bidirectional-text controls cannot hide code; the source
+of a bundle that fails verification is not shown at all. The report starts with the manifest's
+sha256, which pins the whole bundle (``workbench info --expect DIGEST``, ``load(path, expect=...)``).
 
 >>> print(render_info("model.wb"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from . import manifest as _manifest
-from .errors import IntegrityError
+from . import snapshot as _snapshot
 
-__all__ = ["render_info", "structure_text"]
+__all__ = ["render_info", "structure_text", "escape_controls"]
+
+
+def escape_controls(text: str, *, keep_lines: bool = False) -> str:
+    r"""``text`` with control and format characters written as escapes (``\x1b``, ``\u202e``).
+
+    ``keep_lines`` keeps newlines and tabs (for source text).
+
+    >>> escape_controls("ok\x1b[2Khidden")
+    'ok\\x1b[2Khidden'
+    """
+    out = []
+    for ch in text:
+        if keep_lines and ch in "\n\t":
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(repr(ch)[1:-1] if ch.isascii() else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def structure_text(node: dict[str, Any]) -> str:
@@ -50,7 +74,10 @@ def _origin_text(origin: dict[str, Any] | None) -> str:
 
     if not origin:
         return ""
-    return describe_origin(origin, origin.get("line"))
+    try:
+        return describe_origin(origin, origin.get("line"))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return "(unreadable origin)"
 
 
 def _annotation_text(value: Any) -> str:
@@ -59,24 +86,24 @@ def _annotation_text(value: Any) -> str:
     if isinstance(value, dict):
         shown = ", ".join(f"{k}: {v}" for k, v in list(value.items())[:8])
         return f"{len(value)} entries: {shown}" + (", …" if len(value) > 8 else "")
+    if not isinstance(value, list):
+        return repr(value)[:200]
     shown = ", ".join(map(str, value[:12]))
     return f"{len(value)}: {shown}" + (", …" if len(value) > 12 else "")
 
 
-def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str | None]:
-    """``(text, problem)``: the report, and the integrity problem found (None when every file checks out).
+def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str | None, str]:
+    """``(text, problem, digest)``: the report, the integrity problem found (None when every file checks
+    out) and the manifest's sha256.
 
     Raises :class:`IntegrityError` when there is no readable manifest at all.
     """
     root = Path(path)
-    manifest = _manifest.read(root)
-    problem = None
-    try:
-        _manifest.verify(root, manifest)
-    except IntegrityError as exc:
-        problem = str(exc)
+    snap = _snapshot.read(root, keep=frozenset({_manifest.SOURCE}), tolerate=True)
+    manifest, problem = snap.manifest, snap.problem
     versions = manifest.get("versions", {})
     out = [f"bundle   {root}",
+           f"sha256   {snap.digest}  (of manifest.json; pin it with --expect)",
            f"format   {manifest['format']} v{manifest['format_version']}, created {manifest.get('created', '?')}",
            "written  " + ", ".join(f"{k} {v}" for k, v in versions.items()),
            f"files    {'all ' + str(len(manifest['files'])) + ' verified' if problem is None else 'PROBLEM: ' + problem}",
@@ -84,22 +111,24 @@ def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str
     structure = manifest.get("structure")
     out.extend("  " + line for line in (structure_text(structure) if structure else "(not recorded)").splitlines())
     annotations = manifest.get("annotations")
-    if annotations:
+    if isinstance(annotations, dict) and annotations:
         out += ["", "annotations:"] + [f"  {key:<14} {_annotation_text(value)}" for key, value in annotations.items()]
     out += ["", "definitions:"]
     for d in manifest.get("definitions", []):
-        out.append(f"  {d['name']:<24} {d['kind']:<10} {_origin_text(d.get('origin')) or d.get('module', '')}")
+        out.append(f"  {d.get('name', '?'):<24} {d.get('kind', '?'):<10} "
+                   f"{_origin_text(d.get('origin')) or d.get('module', '')}")
     out += ["", "requirements:"] + [f"  {r}" for r in manifest.get("requirements", [])]
     if manifest.get("python_requires"):
         out.append(f"  python{manifest['python_requires']}")
     out += ["", "files:"]
     for rel, entry in sorted(manifest["files"].items()):
         out.append(f"  {rel:<40} {entry['size']:>12,} bytes  sha256 {entry['sha256'][:16]}…")
+    out = [escape_controls(line) for line in out]
     if show_source:
-        source_path = root / _manifest.SOURCE
         out += ["", f"source ({_manifest.SOURCE}, not executed):", ""]
-        if source_path.is_file():
-            out.append(source_path.read_text(encoding="utf-8", errors="replace").rstrip("\n"))
+        if problem is None:
+            text = bytes(snap.files[_manifest.SOURCE]).decode("utf-8", errors="replace")
+            out.append(escape_controls(text.rstrip("\n"), keep_lines=True))
         else:
-            out.append("  (missing)")
-    return "\n".join(out) + "\n", problem
+            out.append("  (not shown: the bundle failed verification)")
+    return "\n".join(out) + "\n", problem, snap.digest

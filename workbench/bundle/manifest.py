@@ -3,8 +3,7 @@
 A manifest holds the format version, creation time, the versions of Python, torch and workbench
 that wrote it, the pipeline's structure (the :func:`workbench.display.describe` tree), the origin
 of every definition in ``source.py``, the requirements and, for every other file, its size and
-sha256. :func:`verify` checks all of it and names the first missing, truncated, edited or
-unexpected file.
+sha256. :func:`parse` checks a manifest's shape; :mod:`.snapshot` checks the files against it.
 
 >>> FORMAT, FORMAT_VERSION
 ('workbench-bundle', 1)
@@ -17,14 +16,14 @@ import hashlib
 import json
 import os
 import platform
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .errors import IntegrityError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "SOURCE", "REQUIREMENTS", "build", "write", "read",
-           "verify", "requirements", "sha256_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "SOURCE", "REQUIREMENTS", "CHUNK", "build", "write", "parse",
+           "requirements", "sha256_file"]
 
 FORMAT = "workbench-bundle"
 FORMAT_VERSION = 1
@@ -32,6 +31,7 @@ MANIFEST = "manifest.json"
 SOURCE = "source.py"
 REQUIREMENTS = "requirements.txt"
 _CHUNK = 1 << 22
+CHUNK = _CHUNK  # the only chunk size a manifest may give
 
 
 _CHUNKED_ABOVE = 1 << 24
@@ -134,68 +134,87 @@ def _walk(root: Path) -> list[Path]:
     return out
 
 
-def read(root: Path) -> dict[str, Any]:
-    """The parsed manifest of the bundle at ``root``; IntegrityError when it is missing or malformed."""
-    root = Path(root)
-    if not root.exists():
-        raise IntegrityError(f"no bundle at {root}: the path does not exist")
-    if not root.is_dir():
-        raise IntegrityError(f"{root} is not a bundle: bundles are directories")
-    path = root / MANIFEST
-    if not path.is_file():
-        raise IntegrityError(f"bundle {root} has no {MANIFEST}: missing file {MANIFEST}")
+_HEX = frozenset("0123456789abcdef")
+_MAX_DEPTH = 200  # nesting of the stored structure tree; real pipelines have a few levels
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse(raw: bytes, where: str) -> dict[str, Any]:
+    """The manifest in ``raw`` after checking its shape; :class:`IntegrityError` naming what is wrong.
+
+    Every field that tools read is checked for its type, the chunk size must be the one ``save``
+    writes, and nesting is bounded: a crafted manifest is refused with a message, never a traceback.
+
+    >>> parse(b'{"format": "workbench-bundle"}', "b")
+    Traceback (most recent call last):
+    ...
+    workbench.bundle.errors.IntegrityError: bundle b: manifest.json has no valid format_version (expected 1, found None)
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise IntegrityError(f"bundle {root}: {MANIFEST} is not valid JSON (edited or truncated?): {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IntegrityError(f"bundle {root}: {MANIFEST} is not a workbench bundle manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IntegrityError(f"bundle {root}: format version {manifest.get('format_version')!r} is not supported "
-                             f"(this workbench reads version {FORMAT_VERSION})")
-    if not isinstance(manifest.get("files"), dict) or SOURCE not in manifest["files"]:
-        raise IntegrityError(f"bundle {root}: {MANIFEST} does not list the bundle's files")
-    return manifest
+        raise IntegrityError(f"bundle {where}: {MANIFEST} is not valid JSON (edited or truncated?): {exc}") from None
+    except RecursionError:
+        raise IntegrityError(f"bundle {where}: {MANIFEST} is nested too deeply to be a workbench manifest") from None
+
+    def bad(problem: str) -> IntegrityError:
+        return IntegrityError(f"bundle {where}: {MANIFEST} {problem}")
+
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise bad("is not a workbench bundle manifest")
+    if data.get("format_version") != FORMAT_VERSION or not _is_int(data.get("format_version")):
+        raise bad(f"has no valid format_version (expected {FORMAT_VERSION}, found {data.get('format_version')!r})"
+                  if not _is_int(data.get("format_version")) else
+                  f"has format version {data['format_version']!r}, which is not supported "
+                  f"(this workbench reads version {FORMAT_VERSION})")
+    files = data.get("files")
+    if not isinstance(files, dict) or SOURCE not in files:
+        raise bad("does not list the bundle's files")
+    for rel, entry in files.items():
+        if not isinstance(entry, dict) or not _is_digest(entry.get("sha256")) or not _is_int(entry.get("size")) \
+                or entry["size"] < 0:
+            raise bad(f"has an invalid entry for file {rel!r} (needs a sha256 digest and a size)")
+        chunks = entry.get("chunks")
+        if chunks is not None:
+            if not isinstance(chunks, dict) or chunks.get("size") != _CHUNK or not _is_int(chunks.get("size")):
+                raise bad(f"gives file {rel!r} a chunk size other than the {_CHUNK:,} bytes save writes")
+            hashes = chunks.get("sha256")
+            if not isinstance(hashes, list) or len(hashes) != -(-entry["size"] // _CHUNK) \
+                    or not all(_is_digest(h) for h in hashes):
+                raise bad(f"has an invalid chunk list for file {rel!r}")
+    for key, kind in (("versions", dict), ("structure", dict), ("definitions", list), ("requirements", list),
+                      ("created", str), ("python_requires", str), ("entry", str)):
+        if key in data and not isinstance(data[key], kind):
+            raise bad(f"field {key!r} must be {'an object' if kind is dict else 'a list' if kind is list else 'text'}")
+    if any(not isinstance(v, str) for v in data.get("versions", {}).values()) or \
+            any(not isinstance(r, str) for r in data.get("requirements", [])):
+        raise bad("has versions or requirements that are not text")
+    for d in data.get("definitions", []):
+        if not isinstance(d, dict) or not all(isinstance(d.get(k, ""), str) for k in ("name", "kind", "qualname",
+                                                                                       "module")) \
+                or not isinstance(d.get("origin", {}), dict):
+            raise bad("has a malformed definitions entry")
+    if "structure" in data:
+        _check_structure(data["structure"], bad)
+    return data
 
 
-def _check_one(root: Path, rel: str, entry: dict[str, Any]) -> None:
-    path = root / rel
-    if not path.is_file():
-        raise IntegrityError(f"bundle {root}: missing file {rel}")
-    size = path.stat().st_size
-    if size != entry["size"]:
-        what = "truncated" if size < entry["size"] else "changed size"
-        raise IntegrityError(f"bundle {root}: file {rel} is {what} ({size} bytes, expected {entry['size']})")
-    chunks = entry.get("chunks")
-    if chunks is not None:
-        if _chunk_hashes(path, chunks["size"]) != chunks["sha256"]:
-            raise IntegrityError(f"bundle {root}: file {rel} was modified (sha256 does not match the manifest)")
-        return
-    if sha256_file(path) != entry["sha256"]:
-        raise IntegrityError(f"bundle {root}: file {rel} was modified (sha256 does not match the manifest)")
-
-
-def verify(root: Path, manifest: dict[str, Any], *, only: set[str] | None = None,
-           skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    """Check sizes and hashes of the listed files, and that no unlisted file was added."""
-    root = Path(root)
-    files = manifest["files"]
-    if only is None:
-        listed = set(files) | {MANIFEST}
-        for path in _walk(root):
-            rel = path.relative_to(root).as_posix()
-            if rel not in listed:
-                raise IntegrityError(f"bundle {root}: unexpected file {rel} (not in the manifest)")
-    for rel in sorted(files):
-        if (only is not None and rel not in only) or rel in skip:
-            continue
-        _check_one(root, rel, files[rel])
-
-
-def verify_in_background(root: Path, manifest: dict[str, Any], names: set[str]) -> "Future[None]":
-    """Verify ``names`` on a worker thread (hashing releases the GIL), to overlap with loading."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(verify, root, manifest, only=names)
-    pool.shutdown(wait=False)
-    return future
+def _check_structure(root: Any, bad: Any) -> None:
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise bad(f"has a structure nested more than {_MAX_DEPTH} levels deep")
+        if not isinstance(node, dict) or not isinstance(node.get("children", []), list):
+            raise bad("has a malformed structure tree")
+        if any(not isinstance(node.get(k, ""), str) for k in ("label", "kind", "stage")) \
+                or not _is_int(node.get("params", 0)):
+            raise bad("has a malformed structure tree")
+        stack.extend((child, depth + 1) for child in node.get("children", []))

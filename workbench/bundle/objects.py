@@ -18,6 +18,14 @@ from typing import Any
 __all__ = ["ObjectsMixin"]
 
 
+def _byte_range(tensor: Any) -> tuple[int, int]:
+    """The bytes of its storage that a non-empty tensor covers, as ``(start, end)``."""
+    size = tensor.element_size()
+    last = sum((n - 1) * step for n, step in zip(tensor.shape, tensor.stride()))
+    start = tensor.storage_offset() * size
+    return start, start + (last + 1) * size
+
+
 def _is_wrapped(cls: type) -> bool:
     from ..transform import _WRAPPED
 
@@ -41,9 +49,8 @@ class ObjectsMixin:
         self._path.append(f"layer {type(module).__name__}")
         try:
             state = vars(module)
-            for hook_dict in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-                              "_state_dict_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"):
-                if state.get(hook_dict):
+            for hook_dict, hooks in state.items():  # every kind of hook torch has, now and later
+                if hook_dict.endswith("_hooks") and isinstance(hooks, dict) and hooks:
                     self._fail(module, f"it has {hook_dict.strip('_').replace('_', ' ')} registered; hooks are not "
                                        "saved in bundles (remove them, or fold them into a step)")
             cls_text = self._class_expr(type(module))
@@ -103,21 +110,21 @@ class ObjectsMixin:
 
             if not storable_dtype(tensor.dtype):
                 self._fail(tensor, f"it is a tensor of dtype {tensor.dtype}, which safetensors cannot store")
+            view = self._view_of(tensor)
+            if view is not None:
+                return view
             key = self._unique_tensor_key(key, store)
             data = tensor.detach()
             if data.device.type != "cpu":
                 data = data.cpu()
             data = data.contiguous()
-            ptr = data.untyped_storage().data_ptr() if data.numel() else None
-            if ptr is not None and ptr in self._storage_ptrs:
-                data = data.clone()
-            elif ptr is not None:
-                self._storage_ptrs.add(ptr)
             (self.weights if store == "weights" else self.tensors)[key] = data
             self._tensor_keys[id(tensor)] = (store, key)
             self._keep.append(tensor)
             known = (store, key)
         store, key = known
+        if store == "view":
+            return key
         kind = "parameter" if isinstance(tensor, torch.nn.Parameter) else "tensor"
         args = [repr(key)]
         if store == "weights":
@@ -130,6 +137,43 @@ class ObjectsMixin:
         if tensor.device.type != "cpu":
             args.append(f"device={str(tensor.device)!r}")
         return f"_bundle.{kind}({', '.join(args)})"
+
+    def _view_of(self, tensor: Any) -> str | None:
+        """For a tensor sharing memory with one already stored: the expression re-making it as a view.
+
+        Tensors whose bytes overlap share memory live (a buffer that is a view of a parameter); a
+        bundle keeps that when the new one lies inside an earlier stored contiguous tensor of the same
+        dtype, and refuses other overlaps by name. Tensors that merely share a storage without
+        overlapping are stored independently (nothing observable is lost).
+        """
+        if not tensor.numel():
+            return None
+        storage = (tensor.device.type, tensor.untyped_storage().data_ptr())
+        start, end = _byte_range(tensor)
+        held = self._storages.setdefault(storage, [])
+        for other, (b_start, b_end) in held:
+            if end <= b_start or b_end <= start:
+                continue
+            if not (other.is_contiguous() and other.dtype == tensor.dtype and b_start <= start and end <= b_end):
+                self._fail(tensor, f"it shares memory with the tensor stored as {self._tensor_keys[id(other)][1]!r} "
+                                   "in a way a bundle cannot rebuild (only a view inside an earlier contiguous "
+                                   "tensor of the same dtype is kept); clone one of them")
+            base = self._tensor_expr(other, "", "")
+            offset = tensor.storage_offset() - other.storage_offset()
+            args = [base, repr(list(tensor.shape)), repr(list(tensor.stride())), str(offset)]
+            if isinstance(tensor, self._torch.nn.Parameter):
+                args.append("parameter=True")
+            if tensor.requires_grad:
+                args.append("requires_grad=True")
+            name = self._fresh("_view")
+            self._names[name] = ("view", name)
+            self.statements.append(f"# a view of {self._tensor_keys[id(other)][1]!r}, sharing its memory as it did live\n"
+                                   f"{name} = _bundle.view({', '.join(args)})")
+            self._tensor_keys[id(tensor)] = ("view", name)
+            self._keep.append(tensor)
+            return name
+        held.append((tensor, (start, end)))
+        return None
 
     def _unique_tensor_key(self, key: str, store: str) -> str:
         existing = self.weights if store == "weights" else self.tensors

@@ -1,25 +1,35 @@
-"""``load``: verify a bundle's files, then run its source to rebuild the pipeline.
+"""``load``: read a bundle once, verify it, then run its source to rebuild the pipeline.
 
-Loading executes ``source.py`` — load only bundles you trust, and use ``workbench info BUNDLE`` to
-read one without running anything. Every file's size and sha256 are checked against the manifest
-first; weights are hashed on a worker thread while the source rebuilds the pipeline, and the result
-is only returned once every check has passed. Weights and data are read without pickle.
+Loading executes ``source.py``: load only bundles you trust (like ``torch.load`` without
+``weights_only``), and use ``workbench info BUNDLE`` to read one without running anything. Every
+file is read exactly once (:mod:`.snapshot`) and checked against the manifest's size and sha256;
+the source that runs and the tensors that are built are those very bytes. Large files are hashed on
+worker threads while the source runs, and the pipeline is returned only once every check has passed.
+Weights and data are read without pickle, into the process's own memory: a loaded pipeline does not
+change when the files change afterwards.
 
->>> pl = load("model.wb")  # doctest: +SKIP
+Verification detects damage (a truncated copy, a bit flip, a stray edit), not deliberate tampering:
+whoever can edit the files can also rewrite the manifest. To be sure a bundle is the one you
+checked, pin the manifest's sha256 (printed by ``workbench info``) and pass it as ``expect=``.
+
+>>> pl = load("model.wb")                                 # doctest: +SKIP
+>>> pl = load("model.wb", expect="3f0c...64 hex digits")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import itertools
+import linecache
 import os
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
 from . import manifest as _manifest
-from .artifacts import WEIGHTS
-from .errors import IntegrityError
+from . import snapshot as _snapshot
+from .errors import BundleWarning, IntegrityError
 from .runtime import BundleRuntime
 
 __all__ = ["load"]
@@ -27,32 +37,54 @@ __all__ = ["load"]
 _counter = itertools.count(1)
 
 
-def load(path: str | os.PathLike[str]) -> Any:
-    """The pipeline saved in the bundle at ``path``.
+def load(path: str | os.PathLike[str], *, expect: str | None = None) -> Any:
+    """The pipeline saved in the bundle at ``path``. **This runs the bundle's code: load only bundles you trust.**
 
-    Raises :class:`IntegrityError` naming any missing, truncated, edited or unexpected file.
+    Raises :class:`IntegrityError` naming any missing, truncated, edited or unexpected file, or
+    when ``expect`` (a manifest sha256, as ``workbench info`` prints it) does not match. Warns
+    (:class:`BundleWarning`) when the bundle was written by another Python version.
     """
     root = Path(path)
-    manifest = _manifest.read(root)
-    big = {WEIGHTS} if WEIGHTS in manifest["files"] else set()
-    _manifest.verify(root, manifest, skip=big)
-    pending = _manifest.verify_in_background(root, manifest, big) if big else None
+    snap = _snapshot.read(root, load=True)
     try:
-        pipeline = _execute(root, manifest)
+        _snapshot.check_digest(expect, snap)
+        _warn_python(snap)
+        pipeline = _execute(snap)
     finally:
-        if pending is not None:
-            pending.result()  # raises IntegrityError for a bad weights file
+        if snap.pending is not None:
+            snap.pending.result()  # raises IntegrityError for a damaged large file
     return pipeline
 
 
-def _execute(root: Path, manifest: dict[str, Any]) -> Any:
-    source_path = (root / _manifest.SOURCE).resolve()
-    text = source_path.read_text(encoding="utf-8")
-    digest = manifest["files"][_manifest.SOURCE]["sha256"][:12]
+def _written_by(snap: _snapshot.Snapshot) -> str | None:
+    version = snap.manifest.get("versions", {}).get("python")
+    return ".".join(version.split(".")[:2]) if isinstance(version, str) else None
+
+
+def _warn_python(snap: _snapshot.Snapshot) -> None:
+    written = _written_by(snap)
+    here = ".".join(map(str, sys.version_info[:2]))
+    if written is not None and written != here:
+        warnings.warn(f"bundle {snap.root} was written by Python {written}; this is Python {here}. Its source "
+                      f"may not compile or may behave differently: load it with Python {written}.",
+                      BundleWarning, stacklevel=3)
+
+
+def _execute(snap: _snapshot.Snapshot) -> Any:
+    root = snap.root
+    source_path = str(root.resolve() / _manifest.SOURCE)
+    try:
+        text = bytes(snap.files[_manifest.SOURCE]).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"bundle {root}: {_manifest.SOURCE} is not UTF-8 text ({exc.reason})") from None
+    # tracebacks show the text that ran, not whatever the file holds later
+    linecache.cache[source_path] = (len(text), None, text.splitlines(keepends=True), source_path)
+    digest = snap.manifest["files"][_manifest.SOURCE]["sha256"][:12]
     name = f"workbench_bundle_{digest}_{next(_counter)}"
     module = types.ModuleType(name)
-    module.__file__ = str(source_path)
-    module.__dict__["_bundle"] = BundleRuntime(root.resolve())
+    module.__file__ = source_path
+    module.__dict__["_bundle"] = BundleRuntime(root.resolve(), snap.files,
+                                               snap.pending.result if snap.pending is not None else None)
     sys.modules[name] = module
     try:
         import cloudpickle
@@ -61,11 +93,15 @@ def _execute(root: Path, manifest: dict[str, Any]) -> Any:
     except (ImportError, ValueError):
         pass
     try:
-        code = compile(text, str(source_path), "exec", dont_inherit=True)
+        code = compile(text, source_path, "exec", dont_inherit=True)
         exec(code, module.__dict__)
     except IntegrityError:
         raise
     except Exception as exc:
+        written = _written_by(snap)
+        here = ".".join(map(str, sys.version_info[:2]))
+        if isinstance(exc, SyntaxError) and written is not None and written != here:
+            exc.add_note(f"workbench: bundle {root} was written by Python {written}; this is Python {here}")
         exc.add_note(f"workbench: while running the source of bundle {root}")
         raise
     if "pipeline" not in module.__dict__:

@@ -4,38 +4,55 @@
 for that bundle directory. Every accessor memoises by key, so an object shared in the live pipeline
 (a tied weight, one lookup table used by two functions) is shared again after loading.
 
->>> rt = BundleRuntime(Path("."))
+>>> rt = BundleRuntime(Path("model.wb"), {})
 >>> rt.namespace("helpers").__name__
 'helpers'
 """
 
 from __future__ import annotations
 
+import io
 import json
 import types
 from pathlib import Path
 from typing import Any, Callable
 
 from .artifacts import TENSORS, WEIGHTS, load_tensors, read_frame
+from .errors import IntegrityError
 
 __all__ = ["BundleRuntime"]
 
 
 class BundleRuntime:
-    """Reads a bundle's weights and data files, and rebuilds layers and instances without pickle."""
+    """Gives a bundle's source its weights and data, and rebuilds layers and instances without pickle.
 
-    def __init__(self, root: Path):
+    ``files`` holds the bytes of every file as :func:`workbench.bundle.snapshot.read` read them: the
+    source is rebuilt from exactly the bytes that were verified, never from the directory again.
+    ``ready`` is called before the first file is used (the large ones are still being read then).
+    """
+
+    def __init__(self, root: Path, files: dict[str, Any], ready: Callable[[], Any] | None = None):
         self.root = Path(root)
-        self._files: dict[str, dict[str, Any]] = {}
+        self._data = files
+        self._ready = ready  # waits until the large files are read (and verified)
+        self._stores: dict[str, dict[str, Any]] = {}
         self._memo: dict[tuple[str, str], Any] = {}
+
+    def _bytes(self, rel: str) -> Any:
+        if rel not in self._data:
+            raise IntegrityError(f"bundle {self.root}: its source reads {rel}, which is not in the bundle")
+        if self._ready is not None:
+            self._ready()
+            self._ready = None
+        return self._data[rel]
 
     # --- tensors ------------------------------------------------------------------------------------
 
     def _store(self, weights: bool) -> dict[str, Any]:
         name = WEIGHTS if weights else TENSORS
-        store = self._files.get(name)
+        store = self._stores.get(name)
         if store is None:
-            store = self._files[name] = load_tensors(self.root / name)
+            store = self._stores[name] = load_tensors(self._bytes(name), f"bundle {self.root}: file {name}")
         return store
 
     def tensor(self, key: str, *, weights: bool = False, requires_grad: bool = False,
@@ -64,24 +81,40 @@ class BundleRuntime:
             self._memo[memo_key] = torch.nn.Parameter(t, requires_grad=requires_grad)
         return self._memo[memo_key]
 
+    @staticmethod
+    def view(base: Any, size: list[int], stride: list[int], offset: int, *, parameter: bool = False,
+             requires_grad: bool = False) -> Any:
+        """A tensor sharing ``base``'s memory, ``offset`` elements after ``base`` starts (a saved view)."""
+        import torch
+
+        source = base if requires_grad and not parameter else base.detach()
+        out = torch.as_strided(source, size, stride, source.storage_offset() + offset)
+        return torch.nn.Parameter(out, requires_grad=requires_grad) if parameter else out
+
     # --- data ---------------------------------------------------------------------------------------------
 
     def array(self, name: str) -> Any:
         """The numpy array stored as ``artifacts/<name>.npy`` (read without pickle)."""
         import numpy as np
 
-        return self._memoised("array", name, lambda: np.load(self.root / "artifacts" / f"{name}.npy",
+        return self._memoised("array", name, lambda: np.load(io.BytesIO(self._bytes(f"artifacts/{name}.npy")),
                                                              allow_pickle=False))
 
     def frame(self, name: str) -> Any:
         """The DataFrame or Series stored in ``artifacts/<name>.frame/``."""
-        return self._memoised("frame", name, lambda: read_frame(self.root / "artifacts" / f"{name}.frame"))
+        prefix = f"artifacts/{name}.frame/"
+
+        def read() -> Any:
+            files = {rel[len(prefix):]: data for rel, data in self._data.items() if rel.startswith(prefix)}
+            self._bytes(prefix + "frame.json")
+            return read_frame(files)
+
+        return self._memoised("frame", name, read)
 
     def json(self, name: str) -> Any:
         """The value stored as ``artifacts/<name>.json``."""
         def read() -> Any:
-            with open(self.root / "artifacts" / f"{name}.json", encoding="utf-8") as f:
-                return json.load(f)
+            return json.loads(self._bytes(f"artifacts/{name}.json").decode("utf-8"))
 
         return self._memoised("json", name, read)
 

@@ -1,9 +1,11 @@
 """``save``: capture a pipeline, write the bundle next to its target, check it, then move it in place.
 
 Nothing is written until the capture has succeeded; the bundle is then written to a hidden temporary
-directory beside the target and renamed into place only when complete (and, with ``check``, only
-after a fresh interpreter has reproduced the live outputs). Any error removes the temporary
-directory, so a failed save leaves nothing behind and never touches an existing bundle.
+directory beside the target, fsynced, and moved into place in one atomic step only when complete
+(and, with ``check``, only after a fresh interpreter has reproduced the live outputs); see
+:mod:`.placing`. Any error removes the temporary directory, so a failed save leaves nothing behind
+and never touches an existing bundle. Only a directory whose manifest parses as a workbench
+bundle's is ever replaced.
 
 >>> save(pl, "model.wb", check=[x1, x2])  # doctest: +SKIP
 PosixPath('model.wb')
@@ -11,21 +13,57 @@ PosixPath('model.wb')
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import manifest as _manifest
+from . import placing
+from . import snapshot as _snapshot
 from .artifacts import write_all
 from .capture import Capture
 from .errors import BundleError, CheckError
 
-__all__ = ["save", "dependency_source", "capture"]
+__all__ = ["save", "dependency_source", "capture", "check_target", "is_bundle"]
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether ``path`` is a directory whose ``manifest.json`` parses as a workbench bundle's."""
+    try:
+        _snapshot.read(path, verify=False)
+    except (BundleError, OSError):
+        return False
+    return True
+
+
+def check_target(path: str | os.PathLike[str], overwrite: bool) -> Path:
+    """``path`` as a Path if a bundle may be saved there; else the error ``save`` would raise.
+
+    ``FileExistsError`` when something is there and ``overwrite`` is false, or when it is not a
+    bundle; ``NotADirectoryError`` when a parent is a file.
+    """
+    target = Path(path)
+    if os.path.lexists(target):
+        if not overwrite:
+            raise FileExistsError(errno.EEXIST, f"{target} already exists; pass overwrite=True to replace it",
+                                  str(target))
+        empty_dir = target.is_dir() and not target.is_symlink() and not any(target.iterdir())
+        if not empty_dir and not is_bundle(target):
+            raise FileExistsError(errno.EEXIST, f"{target} exists and is not a workbench bundle; refusing to "
+                                                "replace it", str(target))
+    for parent in target.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"cannot save a bundle at {target}: {parent} is not a "
+                                                        "directory", str(parent))
+            break
+    return target
 
 
 def capture(pipeline: Any) -> Capture:
@@ -51,16 +89,16 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
          check: Iterable[Any] | None = None) -> Path:
     """Save ``pipeline`` as a bundle directory at ``path`` and return the path.
 
-    ``overwrite=True`` replaces an existing bundle (atomically: the old one stays until the new one
-    is complete). ``check=[inputs...]`` loads the new bundle in a fresh interpreter and requires
-    ``infer_apply`` to give exactly the live outputs on each input; on any difference the bundle is
-    removed and :class:`CheckError` names the input and the difference.
+    ``overwrite=True`` replaces an existing bundle (atomically: the path holds the old bundle until
+    the new one is complete, then the new one). ``check=[inputs...]`` loads the new bundle in a fresh
+    interpreter and requires ``infer_apply`` to give exactly the live outputs on each input; on any
+    difference the bundle is removed and :class:`CheckError` names the input and the difference.
+    Leftovers of earlier saves to ``path`` that were killed are removed first (a ``BundleWarning``
+    says what was removed). The sha256 of the new manifest, which pins every file, is
+    ``workbench.bundle.digest(path)``; ``workbench info`` prints it too.
     """
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
-    if target.exists() and not (target / _manifest.MANIFEST).is_file() and (target.is_file() or any(target.iterdir())):
-        raise FileExistsError(f"{target} exists and is not a workbench bundle; refusing to replace it")
+    placing.clean_leftovers(Path(path), is_bundle)  # first: it may put back a bundle a killed save displaced
+    target = check_target(path, overwrite)
     inputs = list(check) if check is not None else None
     expected = None
     if inputs is not None:
@@ -73,32 +111,45 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
 
     structure = describe(pipeline)
     parent = target.parent if str(target.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:10]}"
     try:
-        tmp.mkdir()
-        (tmp / _manifest.SOURCE).write_text(source, encoding="utf-8")
-        write_all(cap, tmp)
-        reqs = _manifest.requirements(cap.imported_modules | _data_modules(cap))
-        python = ".".join(map(str, sys.version_info[:2]))
-        (tmp / _manifest.REQUIREMENTS).write_text(
-            f"# python {sys.version.split()[0]} (requires python=={python}.*)\n" + "\n".join(reqs) + "\n",
-            encoding="utf-8")
-        data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.definitions],
-                               requirement_lines=reqs)
-        data["python_requires"] = f"=={python}.*"
-        if pipeline.annotations:
-            from ..annotations import to_json
+        parent.mkdir(parents=True, exist_ok=True)
+        with placing.staging(target) as tmp:
+            (tmp / _manifest.SOURCE).write_text(source, encoding="utf-8")
+            write_all(cap, tmp)
+            reqs = _manifest.requirements(cap.imported_modules | _data_modules(cap))
+            python = ".".join(map(str, sys.version_info[:2]))
+            (tmp / _manifest.REQUIREMENTS).write_text(
+                f"# python {sys.version.split()[0]} (requires python=={python}.*)\n" + "\n".join(reqs) + "\n",
+                encoding="utf-8")
+            data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.definitions],
+                                   requirement_lines=reqs)
+            data["python_requires"] = f"=={python}.*"
+            if pipeline.annotations:
+                from ..annotations import to_json
 
-            data["annotations"] = to_json(pipeline.annotations)
-        _manifest.write(tmp, data)
-        if inputs is not None:
-            _check(tmp, inputs, expected)
-        _move_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+                data["annotations"] = to_json(pipeline.annotations)
+            _manifest.write(tmp, data)
+            placing.sync_tree(tmp)
+            if inputs is not None:
+                _check(tmp, inputs, expected)
+            if overwrite and target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+                target.rmdir()  # an empty directory stands in for nothing: replace it like a missing target
+            placing.place(tmp, target, replace=overwrite, is_bundle=is_bundle)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise OSError(exc.errno, f"{exc.strerror} while writing bundle {target}; nothing was written "
+                                     "(an existing bundle there is unchanged)", exc.filename) from exc
         raise
     return target
+
+
+def digest(path: str | os.PathLike[str]) -> str:
+    """The sha256 of the bundle's ``manifest.json``: pin it, and check with ``load(path, expect=...)``.
+
+    >>> digest(save(pl, "model.wb"))  # doctest: +SKIP
+    '3f0c9a...'
+    """
+    return _snapshot.read(path, verify=False).digest
 
 
 def _data_modules(cap: Capture) -> set[str]:
@@ -108,20 +159,6 @@ def _data_modules(cap: Capture) -> set[str]:
     if cap.frames:
         out.update({"pandas", "numpy"})
     return out
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:10]}"
-    os.rename(target, old)
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 _CHECK_SCRIPT = r"""
