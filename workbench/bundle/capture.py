@@ -41,6 +41,7 @@ from .codetext import strict_equal as _strict_equal
 from .definitions import _MISSING, DefinitionsMixin, _Definition, _function_of, _label, _where
 from .errors import CaptureError
 from .installed import is_installed_module
+from .layers import LayersMixin
 from .objects import ObjectsMixin, _is_wrapped
 
 __all__ = ["Capture", "is_installed_module"]
@@ -87,7 +88,7 @@ def _json_exact(value: Any) -> bool:
 # --- the capture ---------------------------------------------------------------------------------------
 
 
-class Capture(DefinitionsMixin, ObjectsMixin):
+class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
     """Collects the source statements, tensors and data files that rebuild one pipeline."""
 
     def __init__(self) -> None:
@@ -266,6 +267,8 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         key = self._key(obj)
         if key in self._primary and (key in self._done or key in self._busy):
             return self.need(obj, self._primary[key])
+        if isinstance(obj, torch.Tensor) and id(obj) in self._tensor_keys:
+            return self._tensor_expr(obj, hint, "tensors")  # already stored: the same memoised read
         from ..pipeline import Transform
 
         if isinstance(obj, Transform) and not isinstance(obj, torch.nn.Module):

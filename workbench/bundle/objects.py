@@ -26,65 +26,15 @@ def _is_wrapped(cls: type) -> bool:
 
 
 class ObjectsMixin:
-    """Layers, tensors, data and instances (mixed into ``Capture``)."""
+    """Tensors, data and instances (mixed into ``Capture``)."""
 
-    # --- torch layers ----------------------------------------------------------------------------------------
+    # --- classes and tensors ---------------------------------------------------------------------------------
 
     def _class_expr(self, cls: type) -> str:
         if "_wb_base" in vars(cls) and _is_wrapped(cls):
             base = cls._wb_base
             return f"_wb.transform({self.expr(base, base.__name__)})"
         return self.expr(cls, cls.__name__)
-
-    def _define_layer(self, module: Any, name: str) -> None:
-        torch = self._torch
-        self._path.append(f"layer {type(module).__name__}")
-        try:
-            state = vars(module)
-            for hook_dict in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-                              "_state_dict_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"):
-                if state.get(hook_dict):
-                    self._fail(module, f"it has {hook_dict.strip('_').replace('_', ' ')} registered; hooks are not "
-                                       "saved in bundles (remove them, or fold them into a step)")
-            cls_text = self._class_expr(type(module))
-            params = []
-            for pname, p in state["_parameters"].items():
-                params.append(f"{pname!r}: {self._weight_expr(p, f'{name}.{pname}', True)}")
-            buffers = []
-            for bname, b in state["_buffers"].items():
-                buffers.append(f"{bname!r}: {self._weight_expr(b, f'{name}.{bname}', False)}")
-            children = []
-            for cname, child in state["_modules"].items():
-                self._path.append(f"submodule {cname!r}")
-                try:
-                    children.append(f"{cname!r}: {self.expr(child, f'{name}_{cname}') if child is not None else 'None'}")
-                finally:
-                    self._path.pop()
-            attrs = []
-            for attr, value in state.items():
-                if attr in self._torch_internal and attr != "training":
-                    continue
-                self._path.append(f"attribute {attr!r}")
-                try:
-                    attrs.append(f"{attr!r}: {self.expr(value, attr)}")
-                finally:
-                    self._path.pop()
-            args = [cls_text, "{" + ", ".join(attrs) + "}"]
-            if params:
-                args.append("parameters={" + ", ".join(params) + "}")
-            if buffers:
-                args.append("buffers={" + ", ".join(buffers) + "}")
-            if children:
-                args.append("modules={" + ", ".join(children) + "}")
-            non_persistent = sorted(state["_non_persistent_buffers_set"])
-            if non_persistent:
-                args.append(f"non_persistent={non_persistent!r}")
-            n_tensors = len(params) + len(buffers)
-            comment = f"# torch layer {type(module).__qualname__}: attributes by value"
-            comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
-            self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
-        finally:
-            self._path.pop()
 
     def _weight_expr(self, tensor: Any, key: str, parameter: bool) -> str:
         if tensor is None:

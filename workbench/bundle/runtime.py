@@ -101,23 +101,32 @@ class BundleRuntime:
     @staticmethod
     def module(cls: type, attrs: dict[str, Any], *, parameters: dict[str, Any] | None = None,
                buffers: dict[str, Any] | None = None, modules: dict[str, Any] | None = None,
-               non_persistent: list[str] | tuple[str, ...] = ()) -> Any:
+               non_persistent: list[str] | tuple[str, ...] = (), parametrized: list[str] | tuple[str, ...] = ()) -> Any:
         """A torch layer of class ``cls`` with these attributes, tensors and sub-layers.
 
         ``cls.__init__`` is not called (it may need arguments, draw random weights or have side
         effects): the layer is set up like ``torch.nn.Module.__init__`` does and then given exactly
-        the state it had when saved.
+        the state it had when saved, through ``__setstate__`` as unpickling would (recurrent layers
+        rebuild their flat weights there). ``parametrized`` names the tensors that
+        ``torch.nn.utils.parametrize`` computes from the saved ``parametrizations``.
         """
         import torch
 
         obj = cls.__new__(cls)
         torch.nn.Module.__init__(obj)
-        state = obj.__dict__
+        state = dict(obj.__dict__)
         state["_parameters"].update(parameters or {})
         state["_buffers"].update(buffers or {})
         state["_modules"].update(modules or {})
         state["_non_persistent_buffers_set"].update(non_persistent)
         state.update(attrs)
+        obj.__setstate__(state)
+        if parametrized:
+            from torch.nn.utils import parametrize
+
+            parametrize._inject_new_class(obj)
+            for tensor_name in parametrized:
+                parametrize._inject_property(obj, tensor_name)
         return obj
 
     @staticmethod

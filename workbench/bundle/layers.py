@@ -1,0 +1,156 @@
+"""Rebuilding torch layers without pickle: class, state, tensors, hooks and parametrizations.
+
+:class:`LayersMixin` is the part of :class:`~workbench.bundle.capture.Capture` that turns a
+``torch.nn.Module`` into a ``_bundle.module(...)`` call. It follows torch's own pickling contract
+(what ``torch.save(model)`` relies on), but writes the state out as code and tensors:
+
+- the state is what the class's ``__getstate__`` returns (so recurrent layers drop the weak
+  references to their flat weights), and loading hands it to ``__setstate__`` (which rebuilds them);
+- parameters and buffers go to ``weights.safetensors``; sub-layers are rebuilt the same way;
+- parametrized layers (``torch.nn.utils.parametrize``, ``parametrizations.weight_norm`` ...) are
+  rebuilt as their plain class holding the saved ``parametrizations`` and then re-parametrized;
+- hooks (forward, pre-forward, backward, state-dict) are saved like any other function and
+  registered again, in their order, by the same torch calls a user would write.
+
+>>> import torch
+>>> from workbench.bundle.capture import Capture
+>>> cap = Capture(); cap.capture(torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(2, 2)))
+>>> "parametrized=['weight']" in cap.source()
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["LayersMixin"]
+
+_PARAMETRIZE = "torch.nn.utils.parametrize"
+
+
+def _is_parametrized_class(cls: type) -> bool:
+    """Whether ``cls`` is the class ``torch.nn.utils.parametrize`` made for one parametrized layer."""
+    return cls.__module__ == _PARAMETRIZE and cls.__name__.startswith("Parametrized") and len(cls.__bases__) == 1
+
+
+def _class_lookup(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+class LayersMixin:
+    """torch layers (mixed into ``Capture``)."""
+
+    def _layer_class(self, module: Any) -> tuple[type, bool, list[str]]:
+        """``(class to rebuild, made a transform?, parametrized tensor names)`` for ``module``.
+
+        The classes ``transform`` and ``parametrize`` make on the fly are not saved: the layer is
+        rebuilt from its plain class and made a transform / parametrized again when it loads.
+        """
+        from .objects import _is_wrapped
+
+        cls = type(module)
+        wrapped = False
+        parametrized: list[str] = []
+        for _ in range(2):
+            if "_wb_base" in vars(cls) and _is_wrapped(cls):
+                cls, wrapped = cls._wb_base, True
+            if _is_parametrized_class(cls):
+                parametrized = list(module.parametrizations.keys())
+                cls = cls.__bases__[0]
+        return cls, wrapped, parametrized
+
+    def _define_layer(self, module: Any, name: str) -> None:
+        self._path.append(f"layer {type(module).__name__}")
+        try:
+            cls, wrapped, parametrized = self._layer_class(module)
+            state = _class_lookup(cls, "__getstate__")(module)
+            if not isinstance(state, dict):
+                self._fail(module, f"its __getstate__ returns a {type(state).__name__}, not the dict of its "
+                                   "attributes a torch layer is rebuilt from")
+            cls_text = f"_wb.transform({self.expr(cls, cls.__name__)})" if wrapped else self.expr(cls, cls.__name__)
+            params = [f"{p!r}: {self._weight_expr(t, f'{name}.{p}', True)}" for p, t in state["_parameters"].items()]
+            buffers = [f"{b!r}: {self._weight_expr(t, f'{name}.{b}', False)}" for b, t in state["_buffers"].items()]
+            children = []
+            for cname, child in state["_modules"].items():
+                self._path.append(f"submodule {cname!r}")
+                try:
+                    children.append(f"{cname!r}: {self.expr(child, f'{name}_{cname}') if child is not None else 'None'}")
+                finally:
+                    self._path.pop()
+            attrs = []
+            for attr, value in state.items():
+                if attr in self._torch_internal and attr != "training":
+                    continue
+                self._path.append(f"attribute {attr!r}")
+                try:
+                    attrs.append(f"{attr!r}: {self.expr(value, attr)}")
+                finally:
+                    self._path.pop()
+            args = [cls_text, "{" + ", ".join(attrs) + "}"]
+            if params:
+                args.append("parameters={" + ", ".join(params) + "}")
+            if buffers:
+                args.append("buffers={" + ", ".join(buffers) + "}")
+            if children:
+                args.append("modules={" + ", ".join(children) + "}")
+            non_persistent = sorted(state["_non_persistent_buffers_set"])
+            if non_persistent:
+                args.append(f"non_persistent={non_persistent!r}")
+            if parametrized:
+                args.append(f"parametrized={parametrized!r}")
+            n_tensors = len(params) + len(buffers)
+            comment = f"# torch layer {type(module).__qualname__}: attributes by value"
+            comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
+            self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
+            # The name is bound from here on: hooks may refer to the layer (a bound method, a closure).
+            key = self._key(module)
+            self._busy.discard(key)
+            self._done.add(key)
+            self._register_hooks(module, name)
+        finally:
+            self._path.pop()
+
+    # --- hooks -----------------------------------------------------------------------------------------
+
+    def _register_hooks(self, module: Any, name: str) -> None:
+        """Statements registering ``module``'s hooks again, in order, with the calls torch offers for them."""
+        from torch.nn.modules.module import _WrappedHook
+
+        state = vars(module)
+        calls: list[tuple[str, Any, str]] = []  # (method, hook, extra arguments)
+        for hid, hook in state["_forward_pre_hooks"].items():
+            kwargs = ", with_kwargs=True" if state["_forward_pre_hooks_with_kwargs"].get(hid) else ""
+            calls.append(("register_forward_pre_hook", hook, kwargs))
+        for hid, hook in state["_forward_hooks"].items():
+            kwargs = ", with_kwargs=True" if state["_forward_hooks_with_kwargs"].get(hid) else ""
+            kwargs += ", always_call=True" if state["_forward_hooks_always_called"].get(hid) else ""
+            calls.append(("register_forward_hook", hook, kwargs))
+        for hook in state["_backward_pre_hooks"].values():
+            calls.append(("register_full_backward_pre_hook", hook, ""))
+        for hook in state["_backward_hooks"].values():
+            full = state["_is_full_backward_hook"]
+            calls.append(("register_full_backward_hook" if full else "register_backward_hook", hook, ""))
+        for hook in state["_state_dict_pre_hooks"].values():
+            calls.append(("register_state_dict_pre_hook", hook, ""))
+        for hook in state["_state_dict_hooks"].values():
+            public = getattr(hook, "_from_public_api", False)
+            calls.append(("register_state_dict_post_hook" if public else "_register_state_dict_hook", hook, ""))
+        for hook in state["_load_state_dict_pre_hooks"].values():
+            if isinstance(hook, _WrappedHook):
+                if hook.with_module and hook.module() is not module:
+                    self._fail(module, "it has a load-state-dict pre-hook bound to another layer")
+                method = "register_load_state_dict_pre_hook" if hook.with_module else "_register_load_state_dict_pre_hook"
+                calls.append((method, hook.hook, ""))
+            else:
+                calls.append(("_register_load_state_dict_pre_hook", hook, ""))
+        for hook in state["_load_state_dict_post_hooks"].values():
+            calls.append(("register_load_state_dict_post_hook", hook, ""))
+        for method, hook, extra in calls:
+            self._path.append(f"hook {method.strip('_').replace('register_', '')}")
+            try:
+                self.statements.append(f"{name}.{method}({self.expr(hook, 'hook')}{extra})")
+            finally:
+                self._path.pop()
