@@ -111,13 +111,14 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         self._pending: list[Any] = []
         self._aliases: dict[Any, list[str]] = {}
         self._keep: list[Any] = []
-        self._tensor_keys: dict[int, tuple[str, str]] = {}  # id -> (store, key)
+        self._tensor_keys: dict[int, tuple[str, str, tuple[int, ...] | None]] = {}  # id -> (store, key, dims)
         self._storage_ptrs: set[int] = set()
         self._artifact_names: set[str] = set()
         self._cells: dict[int, str] = {}
         self._namespaces: dict[int, dict[str, Any]] = {}
         self._path: list[str] = []
         self._global_of: dict[Any, tuple[str, str, dict[str, Any]]] = {}
+        self._hooked_layers: list[tuple[Any, str, list[str]]] = []  # hooks are registered once all layers exist
         self._torch_internal = set(torch.nn.Module().__dict__)
         for name in dir(builtins):
             if not name.startswith("__"):
@@ -136,6 +137,9 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         self._path = ["pipeline"]
         text = self.expr(pipeline, "pipeline_step")
         self._drain()
+        while self._hooked_layers:
+            self._register_hooks()
+            self._drain()
         self.statements.append(f"pipeline = {text}")
 
     def source(self) -> str:

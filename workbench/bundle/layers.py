@@ -40,6 +40,15 @@ def _class_lookup(cls: type, name: str) -> Any:
     return None
 
 
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks", "_state_dict_pre_hooks",
+               "_state_dict_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+def _has_hooks(module: Any) -> bool:
+    state = vars(module)
+    return any(state.get(d) for d in _HOOK_DICTS)
+
+
 class LayersMixin:
     """torch layers (mixed into ``Capture``)."""
 
@@ -105,17 +114,24 @@ class LayersMixin:
             comment = f"# torch layer {type(module).__qualname__}: attributes by value"
             comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
             self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
-            # The name is bound from here on: hooks may refer to the layer (a bound method, a closure).
-            key = self._key(module)
-            self._busy.discard(key)
-            self._done.add(key)
-            self._register_hooks(module, name)
+            if _has_hooks(module):
+                self._hooked_layers.append((module, name, list(self._path)))
         finally:
             self._path.pop()
 
     # --- hooks -----------------------------------------------------------------------------------------
 
-    def _register_hooks(self, module: Any, name: str) -> None:
+    def _register_hooks(self) -> None:
+        """Register the hooks of every layer again, once all layers exist (a hook may use any of them)."""
+        hooked, self._hooked_layers = self._hooked_layers, []
+        for module, name, path in hooked:
+            saved, self._path = self._path, path
+            try:
+                self._register_layer_hooks(module, name)
+            finally:
+                self._path = saved
+
+    def _register_layer_hooks(self, module: Any, name: str) -> None:
         """Statements registering ``module``'s hooks again, in order, with the calls torch offers for them."""
         from torch.nn.modules.module import _WrappedHook
 
@@ -148,9 +164,12 @@ class LayersMixin:
                 calls.append(("_register_load_state_dict_pre_hook", hook, ""))
         for hook in state["_load_state_dict_post_hooks"].values():
             calls.append(("register_load_state_dict_post_hook", hook, ""))
+        comment = f"# hooks of layer {name}, registered in the order they run\n"
         for method, hook, extra in calls:
             self._path.append(f"hook {method.strip('_').replace('register_', '')}")
             try:
-                self.statements.append(f"{name}.{method}({self.expr(hook, 'hook')}{extra})")
+                text = self.expr(hook, "hook")
             finally:
                 self._path.pop()
+            self.statements.append(f"{comment}{name}.{method}({text}{extra})")
+            comment = ""

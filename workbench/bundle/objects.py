@@ -25,6 +25,18 @@ def _is_wrapped(cls: type) -> bool:
     return base is not None and _WRAPPED.get(base) is cls
 
 
+def _dense_order(tensor: Any) -> tuple[int, ...] | None:
+    """For a dense tensor whose strides are not row-major (a transpose), its dimensions in memory order.
+
+    Math libraries take different code paths for different memory layouts, so a transposed weight is
+    stored as its memory holds it and permuted back when loaded: same values, same strides.
+    """
+    if tensor.is_contiguous() or tensor.dim() < 2:
+        return None
+    order = tuple(sorted(range(tensor.dim()), key=lambda d: -tensor.stride(d)))
+    return order if tensor.permute(order).is_contiguous() else None
+
+
 class ObjectsMixin:
     """Tensors, data and instances (mixed into ``Capture``)."""
 
@@ -57,6 +69,9 @@ class ObjectsMixin:
             data = tensor.detach()
             if data.device.type != "cpu":
                 data = data.cpu()
+            dims = _dense_order(data)
+            if dims is not None:  # stored in memory order, given back with the same strides
+                data = data.permute(dims)
             data = data.contiguous()
             ptr = data.untyped_storage().data_ptr() if data.numel() else None
             if ptr is not None and ptr in self._storage_ptrs:
@@ -64,14 +79,16 @@ class ObjectsMixin:
             elif ptr is not None:
                 self._storage_ptrs.add(ptr)
             (self.weights if store == "weights" else self.tensors)[key] = data
-            self._tensor_keys[id(tensor)] = (store, key)
+            self._tensor_keys[id(tensor)] = (store, key, dims)
             self._keep.append(tensor)
-            known = (store, key)
-        store, key = known
+            known = (store, key, dims)
+        store, key, dims = known
         kind = "parameter" if isinstance(tensor, torch.nn.Parameter) else "tensor"
         args = [repr(key)]
         if store == "weights":
             args.append("weights=True")
+        if dims is not None:
+            args.append(f"dims={dims!r}")
         if isinstance(tensor, torch.nn.Parameter):
             if not tensor.requires_grad:
                 args.append("requires_grad=False")

@@ -38,30 +38,34 @@ class BundleRuntime:
             store = self._files[name] = load_tensors(self.root / name)
         return store
 
+    def _read(self, key: str, weights: bool, dims: tuple[int, ...] | None, device: str | None) -> Any:
+        t = self._store(weights)[key]
+        if dims is not None:  # stored in memory order: give back the saved strides
+            t = t.permute([dims.index(d) for d in range(len(dims))])
+        if device is not None:
+            t = t.to(device)
+        return t
+
     def tensor(self, key: str, *, weights: bool = False, requires_grad: bool = False,
-               device: str | None = None) -> Any:
+               dims: tuple[int, ...] | None = None, device: str | None = None) -> Any:
         """The stored tensor ``key`` (a buffer when ``weights``, else a data tensor)."""
         memo_key = ("tensor", f"{weights}:{key}")
         if memo_key not in self._memo:
-            t = self._store(weights)[key]
-            if device is not None:
-                t = t.to(device)
+            t = self._read(key, weights, dims, device)
             if requires_grad:
                 t.requires_grad_(True)
             self._memo[memo_key] = t
         return self._memo[memo_key]
 
     def parameter(self, key: str, *, weights: bool = False, requires_grad: bool = True,
-                  device: str | None = None) -> Any:
+                  dims: tuple[int, ...] | None = None, device: str | None = None) -> Any:
         """The stored tensor ``key`` as a ``torch.nn.Parameter``."""
         import torch
 
         memo_key = ("parameter", f"{weights}:{key}")
         if memo_key not in self._memo:
-            t = self._store(weights)[key]
-            if device is not None:
-                t = t.to(device)
-            self._memo[memo_key] = torch.nn.Parameter(t, requires_grad=requires_grad)
+            self._memo[memo_key] = torch.nn.Parameter(self._read(key, weights, dims, device),
+                                                      requires_grad=requires_grad)
         return self._memo[memo_key]
 
     # --- data ---------------------------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""Recurrent models, parametrized layers and hooked layers round-trip exactly in a fresh interpreter.
+
+Each case of ``_wrapper_cases.py`` is trained, saved inside a pipeline and compared after loading
+in one clean interpreter (flags, ``state_dict``, ``infer_apply`` and train-mode outputs; see
+``_roundtrip.py``). The tests below it check what outputs alone would not show.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import workbench
+from workbench import transform
+from workbench.bundle import CaptureError
+
+from ._roundtrip import compare, load_all, save_case
+from ._wrapper_cases import CASES, Gated, double_output, square_output
+
+
+@pytest.fixture(scope="module")
+def roundtrip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("wrappers")
+    for name, build in CASES.items():
+        save_case(root, name, build)
+    load_all(root, list(CASES))
+    return root
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_wrapped_layer_round_trips_exactly(roundtrip, name):
+    assert compare(roundtrip, name) == []
+
+
+def test_hooks_change_the_output_they_are_saved_for():
+    layer = torch.nn.Linear(2, 2)
+    plain = layer(torch.ones(1, 2))
+    layer.register_forward_hook(double_output)
+    assert torch.equal(layer(torch.ones(1, 2)), plain * 2)  # the round trip above compares a hooked output
+
+
+def test_hooks_are_registered_with_torch_calls_in_order():
+    layer = torch.nn.Linear(2, 2)
+    layer.register_forward_hook(double_output)
+    layer.register_forward_hook(square_output, prepend=True)
+    source = workbench.bundle.dependency_source(transform(layer))
+    first = source.index(".register_forward_hook(square_output)")
+    assert first < source.index(".register_forward_hook(double_output)")
+
+
+def test_bound_method_hook_keeps_its_layer():
+    source = workbench.bundle.dependency_source(transform(Gated()))
+    assert "inner.register_forward_hook(gated.gate)" in source
+    assert "._register_state_dict_hook(rename_state)" in source
+
+
+def test_hook_without_source_is_refused_by_name(tmp_path):
+    namespace: dict = {}
+    exec(compile("def ghost_hook(module, args, output):\n    return output\n", "<generated>", "exec"), namespace)
+    layer = torch.nn.Linear(2, 2)
+    layer.register_forward_hook(namespace["ghost_hook"])
+    with pytest.raises(CaptureError, match=r"ghost_hook.*(?s:.*)hook forward_hook"):
+        workbench.save(transform(layer), tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+LOAD_OLD_STATE = r"""
+import sys, torch, workbench
+layer = workbench.load(sys.argv[1])
+old = torch.load(sys.argv[2], weights_only=True)
+layer.load_state_dict(old)  # keys of the deprecated weight_norm: needs the compat pre-hook
+print(torch.equal(layer.weight, old["weight_v"] * (old["weight_g"] / old["weight_v"].norm(dim=1, keepdim=True))))
+"""
+
+
+def test_load_state_dict_pre_hook_works_after_loading(tmp_path):
+    torch.manual_seed(0)
+    layer = transform(torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(3, 2)))
+    workbench.save(layer, tmp_path / "b")
+    old = torch.nn.utils.weight_norm(torch.nn.Linear(3, 2)).state_dict()
+    torch.save(dict(old), tmp_path / "old.pt")
+    work = tmp_path / "empty"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-c", LOAD_OLD_STATE, str(tmp_path / "b"), str(tmp_path / "old.pt")],
+                          cwd=work, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "True"
