@@ -211,7 +211,11 @@ class Transform:
         import torch
 
         for owner, table, key in self._wb_first_tensor():
-            tensor = getattr(owner, table).get(key)
+            tensors = getattr(owner, table)
+            try:
+                tensor = tensors.get(key)
+            except AttributeError:  # a TorchScript module's table has no .get
+                tensor = tensors[key] if key in tensors else None
             if tensor is not None:
                 return tensor.device
         return torch.device("cpu")

@@ -166,6 +166,37 @@ def _hooks_on_sublayers() -> tuple[nn.Module, tuple[Any, ...]]:
     return model, (torch.randint(0, 20, (2, 6)),)
 
 
+# --- TorchScript -----------------------------------------------------------------------------------------
+
+
+class Scorer(nn.Module):
+    """Attributes of several kinds, a tensor attribute, a constant and an exported method."""
+
+    __constants__ = ["offset"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Dropout(0.3), nn.ReLU())
+        self.head = nn.Linear(6, 2)
+        self.weights = [0.5, 2.0]
+        self.offset = 0.25
+        self.table = torch.arange(6.0)
+
+    @torch.jit.export
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x) + self.table
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.features(x))
+        return out * torch.tensor(self.weights) + self.offset
+
+
+def _traced() -> tuple[nn.Module, tuple[Any, ...]]:
+    model = TextClassifier().eval()
+    tokens = torch.randint(0, 20, (2, 6))
+    return torch.jit.trace(model, tokens), (tokens,)
+
+
 CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "lstm_text_model": lambda: (TextClassifier(), (torch.randint(0, 20, (2, 6)),)),
     "lstm_projection_one_direction": lambda: (nn.LSTM(4, 6, proj_size=2), (r(5, 4),)),
@@ -183,4 +214,7 @@ CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "hooks_in_order": _hooks_in_order,
     "hooks_on_sublayers": _hooks_on_sublayers,
     "hook_is_a_bound_method": lambda: (Gated(), (r(3, 4),)),
+    "torchscript_scripted": lambda: (torch.jit.script(Scorer()), (r(3, 4),)),
+    "torchscript_scripted_lstm": lambda: (torch.jit.script(TextClassifier()), (torch.randint(0, 20, (2, 6)),)),
+    "torchscript_traced": _traced,
 }

@@ -89,3 +89,43 @@ def test_load_state_dict_pre_hook_works_after_loading(tmp_path):
                           cwd=work, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-1] == "True"
+
+
+EVERY_MODE = r"""
+import sys, torch, workbench
+pl = workbench.load(sys.argv[1])
+items = torch.load(sys.argv[2], weights_only=True)
+torch.manual_seed(5)
+out = {"infer": pl.infer_apply(items[0]), "eval": list(pl.eval_apply(items, batch_size=2)),
+       "train": [t.detach() for t in pl.train_apply(items, batch_size=2, shuffle=False)]}
+torch.save(out, sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_torchscript_applies_in_every_mode_and_after_loading(tmp_path, kind):
+    from workbench import batch, unbatch
+
+    from ._wrapper_cases import Scorer
+
+    torch.manual_seed(0)
+    model = Scorer()
+    module = torch.jit.script(model) if kind == "scripted" else torch.jit.trace(model.eval(), torch.randn(2, 4))
+    pl = transform(lambda x: x * 2) >> batch >> transform(module) >> unbatch
+    items = [torch.randn(4) for _ in range(6)]
+    workbench.save(pl, tmp_path / "b")  # before train_apply updates the running statistics
+    torch.manual_seed(5)
+    live = {"infer": pl.infer_apply(items[0]), "eval": list(pl.eval_apply(items, batch_size=2)),
+            "train": [t.detach() for t in pl.train_apply(items, batch_size=2, shuffle=False)]}
+    if kind == "scripted":  # dropout is on in train mode only: the mode reached the TorchScript module
+        assert not torch.equal(torch.stack(live["train"]), torch.stack(live["eval"]))
+    torch.save(items, tmp_path / "items.pt")
+    work = tmp_path / "empty"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-c", EVERY_MODE, str(tmp_path / "b"), str(tmp_path / "items.pt"),
+                           str(tmp_path / "out.pt")], cwd=work, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from workbench.bundle.compare import difference
+
+    assert difference(live, torch.load(tmp_path / "out.pt", weights_only=True)) is None
+    assert not any(p.name.endswith(".pkl") for p in (tmp_path / "b").rglob("*"))

@@ -103,6 +103,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         self.arrays: dict[str, Any] = {}       # name -> numpy array
         self.frames: dict[str, Any] = {}       # name -> DataFrame / Series
         self.json_values: dict[str, Any] = {}  # name -> JSON value
+        self.archives: dict[str, bytes] = {}   # name -> TorchScript archive (tensors emptied)
         self.imported_modules: set[str] = set()
         self._names: dict[str, Any] = {}       # bundle name -> object key
         self._primary: dict[Any, str] = {}     # object key -> bundle name

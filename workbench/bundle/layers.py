@@ -74,6 +74,8 @@ class LayersMixin:
     def _define_layer(self, module: Any, name: str) -> None:
         self._path.append(f"layer {type(module).__name__}")
         try:
+            if isinstance(module, self._torch.jit.ScriptModule):
+                return self._define_script_module(module, name)
             cls, wrapped, parametrized = self._layer_class(module)
             state = _class_lookup(cls, "__getstate__")(module)
             if not isinstance(state, dict):
@@ -173,3 +175,55 @@ class LayersMixin:
                 self._path.pop()
             self.statements.append(f"{comment}{name}.{method}({text}{extra})")
             comment = ""
+
+    # --- TorchScript --------------------------------------------------------------------------------------
+
+    def _define_script_module(self, module: Any, name: str) -> None:
+        """A scripted or traced module: its program as TorchScript's own archive, its tensors as weights.
+
+        The archive (``torch.jit.save`` of a copy whose parameters and buffers are emptied) holds the
+        compiled code, the constants and the non-tensor attributes; ``torch.jit.load`` reads it with
+        TorchScript's own reader, which builds only TorchScript values and runs no Python. The
+        parameters and buffers go to ``weights.safetensors`` like any layer's and are put back after
+        loading (tensors shared between sub-modules stay shared).
+        """
+        import copy
+        import io
+
+        torch = self._torch
+        _, wrapped, _ = self._layer_class(module)
+        stripped = copy.deepcopy(module)
+        tensors = []
+        for path, live, copied in _script_tensor_slots(module, stripped):
+            owner, _, attr = path.rpartition(".")
+            is_param = attr in live._parameters
+            tensors.append(f"{path!r}: {self._weight_expr(getattr(live, attr), f'{name}.{path}', is_param)}")
+            setattr(copied, attr, torch.empty(0, dtype=getattr(live, attr).dtype))
+        buffer = io.BytesIO()
+        try:
+            torch.jit.save(stripped, buffer)
+        except Exception as exc:
+            self._fail(module, f"TorchScript cannot save it ({type(exc).__name__}: {exc})")
+        archive = self._artifact(name)
+        self.archives[archive] = buffer.getvalue()
+        text = f"_bundle.script_module({archive!r}, {{{', '.join(tensors)}}})"
+        if wrapped:
+            text = f"_wb.transform({text})"
+        kind = "traced" if isinstance(module, torch.jit.TracedModule) else "scripted"
+        comment = (f"# TorchScript module {module.original_name} ({kind}): its program from artifacts/{archive}"
+                   f".torchscript, {len(tensors)} tensors from weights.safetensors\n")
+        self.statements.append(comment + f"{name} = {text}")
+
+
+def _script_tensor_slots(live: Any, copied: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted path, live owner, copied owner)`` of every parameter and buffer of a TorchScript module."""
+    slots = []
+    for table in ("_parameters", "_buffers"):
+        for attr, tensor in getattr(live, table).items():
+            if tensor is not None:
+                slots.append((prefix + attr, live, copied))
+    for child_name, child in live._modules.items():
+        if child is not None:
+            slots.extend(_script_tensor_slots(child, getattr(copied, child_name), f"{prefix}{child_name}."))
+    return slots
+

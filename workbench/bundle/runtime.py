@@ -133,6 +133,23 @@ class BundleRuntime:
                 parametrize._inject_property(obj, tensor_name)
         return obj
 
+    def script_module(self, name: str, tensors: dict[str, Any]) -> Any:
+        """The TorchScript module archived as ``artifacts/<name>.torchscript``, given back its tensors.
+
+        ``torch.jit.load`` reads the archive with TorchScript's own reader (no Python pickle); the
+        archive's parameters and buffers are empty and ``tensors`` (dotted path -> tensor) fill them.
+        """
+        import torch
+
+        module = torch.jit.load(str(self.root / "artifacts" / f"{name}.torchscript"), map_location="cpu")
+        for path, tensor in tensors.items():
+            *owners, attr = path.split(".")
+            owner = module
+            for part in owners:
+                owner = getattr(owner, part)
+            setattr(owner, attr, tensor)
+        return module
+
     @staticmethod
     def instance(cls: type | None = None, state: Any = None, *, args: tuple[Any, ...] = (),
                  reduce: Callable[..., Any] | None = None, items: list[Any] | None = None,
