@@ -197,6 +197,20 @@ def _traced() -> tuple[nn.Module, tuple[Any, ...]]:
     return torch.jit.trace(model, tokens), (tokens,)
 
 
+# --- torch.compile ----------------------------------------------------------------------------------------
+
+
+def _compiled() -> tuple[nn.Module, tuple[Any, ...]]:
+    model = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.2), nn.GELU(), nn.Linear(6, 2))
+    return torch.compile(model, backend="aot_eager", fullgraph=True, dynamic=False), (r(3, 4),)
+
+
+def _compiled_in_place() -> tuple[nn.Module, tuple[Any, ...]]:
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
+    model[0].compile(backend="eager")
+    return model, (r(3, 4),)
+
+
 CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "lstm_text_model": lambda: (TextClassifier(), (torch.randint(0, 20, (2, 6)),)),
     "lstm_projection_one_direction": lambda: (nn.LSTM(4, 6, proj_size=2), (r(5, 4),)),
@@ -217,4 +231,6 @@ CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "torchscript_scripted": lambda: (torch.jit.script(Scorer()), (r(3, 4),)),
     "torchscript_scripted_lstm": lambda: (torch.jit.script(TextClassifier()), (torch.randint(0, 20, (2, 6)),)),
     "torchscript_traced": _traced,
+    "torch_compile": _compiled,
+    "torch_compile_in_place": _compiled_in_place,
 }

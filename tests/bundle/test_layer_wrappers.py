@@ -129,3 +129,12 @@ def test_torchscript_applies_in_every_mode_and_after_loading(tmp_path, kind):
 
     assert difference(live, torch.load(tmp_path / "out.pt", weights_only=True)) is None
     assert not any(p.name.endswith(".pkl") for p in (tmp_path / "b").rglob("*"))
+
+
+def test_torch_compile_is_saved_as_the_call_that_compiles_again():
+    model = torch.nn.Linear(2, 2)
+    source = workbench.bundle.dependency_source(transform(torch.compile(model, backend="aot_eager", fullgraph=True)))
+    assert "torch.compile(linear, backend='aot_eager', fullgraph=True)" in source
+    tuned = torch.compile(torch.nn.Linear(2, 2), mode="max-autotune-no-cudagraphs")  # a mode is its options
+    source = workbench.bundle.dependency_source(transform(tuned))
+    assert "backend='inductor', options={'max_autotune': True, 'coordinate_descent_tuning': True}" in source

@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = ["LayersMixin"]
@@ -76,6 +77,9 @@ class LayersMixin:
         try:
             if isinstance(module, self._torch.jit.ScriptModule):
                 return self._define_script_module(module, name)
+            dynamo = sys.modules.get("torch._dynamo.eval_frame")
+            if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
+                return self._define_compiled(module, name)
             cls, wrapped, parametrized = self._layer_class(module)
             state = _class_lookup(cls, "__getstate__")(module)
             if not isinstance(state, dict):
@@ -116,6 +120,12 @@ class LayersMixin:
             comment = f"# torch layer {type(module).__qualname__}: attributes by value"
             comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
             self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
+            compiled = state.get("_compiled_call_impl") or vars(module).get("_compiled_call_impl")
+            if compiled is not None:  # layer.compile(...): compiled again in place when the bundle loads
+                ctx = _dynamo_context(compiled)
+                if ctx is None:
+                    self._fail(module, "it was compiled in place with settings that cannot be read back")
+                self.statements.append(f"{name}.compile({self._compile_arguments(ctx, module)})")
             if _has_hooks(module):
                 self._hooked_layers.append((module, name, list(self._path)))
         finally:
@@ -176,6 +186,49 @@ class LayersMixin:
             self.statements.append(f"{comment}{name}.{method}({text}{extra})")
             comment = ""
 
+    # --- torch.compile ------------------------------------------------------------------------------------
+
+    def _define_compiled(self, module: Any, name: str) -> None:
+        """``torch.compile(layer, ...)``: the original layer, compiled again with the same settings at load."""
+        _, wrapped, _ = self._layer_class(module)
+        inner = self.expr(module._orig_mod, type(module._orig_mod).__name__.lower())
+        text = f"{self.need(self._torch, 'torch')}.compile({inner}, {self._compile_arguments(module.dynamo_ctx, module)})"
+        if wrapped:
+            text = f"_wb.transform({text})"
+        comment = (f"# torch.compile of layer {type(module._orig_mod).__qualname__}: compiled again, with the same "
+                   "backend and options, when the bundle loads\n")
+        self.statements.append(comment + f"{name} = {text}")
+
+    def _compile_arguments(self, ctx: Any, module: Any) -> str:
+        """The ``torch.compile`` keyword arguments that build a compiler like the one of ``ctx``."""
+        torch = self._torch
+        kinds = (torch._TorchCompileWrapper, torch._TorchCompileInductorWrapper)
+        backend = ctx.callback
+        while backend is not None and not isinstance(backend, kinds):
+            backend = getattr(backend, "_torchdynamo_orig_backend", None)
+        if backend is None:
+            self._fail(module, "its torch.compile settings cannot be read back (compiled with torch._dynamo directly?)")
+        args = []
+        if isinstance(backend, torch._TorchCompileInductorWrapper):
+            args.append("backend='inductor'")
+            if backend.config:  # a mode is a name for options: they are saved as the options it set
+                args.append(f"options={self.expr(dict(backend.config), 'options')}")
+        else:
+            from torch._dynamo.backends.registry import lookup_backend
+
+            try:
+                by_name = lookup_backend(backend.compiler_name) is backend.compiler_fn
+            except Exception:  # not a registered name: the backend is a function of the user's
+                by_name = False
+            args.append(f"backend={backend.compiler_name!r}" if by_name
+                        else f"backend={self.expr(backend.compiler_fn, 'backend')}")
+            args += [f"{k}={self.expr(v, k)}" for k, v in backend.kwargs.items()]
+        if ctx.fullgraph:
+            args.append("fullgraph=True")
+        if backend.dynamic is not None:
+            args.append(f"dynamic={backend.dynamic!r}")
+        return ", ".join(args)
+
     # --- TorchScript --------------------------------------------------------------------------------------
 
     def _define_script_module(self, module: Any, name: str) -> None:
@@ -213,6 +266,15 @@ class LayersMixin:
         comment = (f"# TorchScript module {module.original_name} ({kind}): its program from artifacts/{archive}"
                    f".torchscript, {len(tensors)} tensors from weights.safetensors\n")
         self.statements.append(comment + f"{name} = {text}")
+
+
+def _dynamo_context(compiled: Any) -> Any:
+    """The compile context of a ``layer.compile()``d call (kept in the closure torch builds for it)."""
+    dynamo = sys.modules["torch._dynamo.eval_frame"]
+    for cell in getattr(getattr(compiled, "get_compiler_config", None), "__closure__", None) or ():
+        if isinstance(cell.cell_contents, dynamo._TorchDynamoContext):
+            return cell.cell_contents
+    return None
 
 
 def _script_tensor_slots(live: Any, copied: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
