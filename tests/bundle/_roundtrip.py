@@ -26,6 +26,10 @@ __all__ = ["save_case", "load_all", "compare", "plain"]
 
 def plain(value: Any) -> Any:
     """``value`` as tensors, numbers, strings and lists only, keeping each container's type name."""
+    if isinstance(value, torch.Tensor) and value.is_quantized:
+        if value.qscheme() == torch.per_tensor_affine:
+            return ["quantized", value.int_repr(), value.q_scale(), value.q_zero_point()]
+        return ["quantized", value.int_repr(), value.q_per_channel_scales(), value.q_per_channel_zero_points()]
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, (tuple, list)):
@@ -76,7 +80,7 @@ def save_case(root: Path, name: str, build: Callable[[], tuple[Any, tuple[Any, .
     record: dict[str, Any] = {
         "flags": [m.training for m in layer.modules()],
         "names": [n for n, _ in layer.named_modules()],
-        "state": {k: v.detach().clone() for k, v in layer.state_dict().items()},
+        "state": {k: plain(v) for k, v in layer.state_dict().items()},
     }
     pl = identity >> layer
     workbench.save(pl, root / name / "bundle")
@@ -107,7 +111,7 @@ for name in sys.argv[2:]:
         layer = pl[1]
         out["flags"] = [m.training for m in layer.modules()]
         out["names"] = [n for n, _ in layer.named_modules()]
-        out["state"] = {k: v.detach().clone() for k, v in layer.state_dict().items()}
+        out["state"] = {k: plain(v) for k, v in layer.state_dict().items()}
         if "args" in live:
             args = live["args"]
             torch.manual_seed(1)

@@ -211,6 +211,19 @@ def _compiled_in_place() -> tuple[nn.Module, tuple[Any, ...]]:
     return model, (r(3, 4),)
 
 
+# --- dynamic quantization ---------------------------------------------------------------------------------
+
+
+def _quantized(**spec: Any) -> Callable[[], tuple[nn.Module, tuple[Any, ...]]]:
+    def build() -> tuple[nn.Module, tuple[Any, ...]]:
+        from torch.ao.quantization import quantize_dynamic
+
+        model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+        return quantize_dynamic(model, **spec), (r(5, 4),)
+
+    return build
+
+
 CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "lstm_text_model": lambda: (TextClassifier(), (torch.randint(0, 20, (2, 6)),)),
     "lstm_projection_one_direction": lambda: (nn.LSTM(4, 6, proj_size=2), (r(5, 4),)),
@@ -233,4 +246,8 @@ CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "torchscript_traced": _traced,
     "torch_compile": _compiled,
     "torch_compile_in_place": _compiled_in_place,
+    "quantize_dynamic_qint8": _quantized(qconfig_spec={nn.Linear}, dtype=torch.qint8),
+    "quantize_dynamic_float16": _quantized(qconfig_spec={nn.Linear}, dtype=torch.float16),
+    "quantize_dynamic_per_channel": lambda: _quantized(
+        qconfig_spec={nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig})(),
 }

@@ -138,3 +138,22 @@ def test_torch_compile_is_saved_as_the_call_that_compiles_again():
     tuned = torch.compile(torch.nn.Linear(2, 2), mode="max-autotune-no-cudagraphs")  # a mode is its options
     source = workbench.bundle.dependency_source(transform(tuned))
     assert "backend='inductor', options={'max_autotune': True, 'coordinate_descent_tuning': True}" in source
+
+
+def test_quantized_weights_are_stored_as_integers_with_their_scale():
+    from torch.ao.quantization import quantize_dynamic
+
+    model = quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(2, 2)), {torch.nn.Linear}, dtype=torch.qint8)
+    cap = workbench.bundle.writer.capture(transform(model))
+    weight = next(t for k, t in cap.weights.items() if k.endswith(".weight"))
+    assert weight.dtype == torch.int8
+    assert "_bundle.quantized(" in cap.source() and ".set_weight_bias(" in cap.source()
+
+
+def test_quantized_recurrent_layer_is_refused_by_name(tmp_path):
+    from torch.ao.quantization import quantize_dynamic
+
+    model = quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(3, 2)), {torch.nn.LSTM}, dtype=torch.qint8)
+    with pytest.raises(CaptureError, match=r"PackedParameter object.*'param' is a TorchScript object"):
+        workbench.save(transform(model), tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []

@@ -73,9 +73,10 @@ class LayersMixin:
         return cls, wrapped, parametrized
 
     def _define_layer(self, module: Any, name: str) -> None:
+        torch = self._torch
         self._path.append(f"layer {type(module).__name__}")
         try:
-            if isinstance(module, self._torch.jit.ScriptModule):
+            if isinstance(module, torch.jit.ScriptModule):
                 return self._define_script_module(module, name)
             dynamo = sys.modules.get("torch._dynamo.eval_frame")
             if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
@@ -96,8 +97,12 @@ class LayersMixin:
                 finally:
                     self._path.pop()
             attrs = []
+            packed = []
             for attr, value in state.items():
                 if attr in self._torch_internal and attr != "training":
+                    continue
+                if isinstance(value, torch.ScriptObject):
+                    packed.append(self._packed_call(module, name, attr, value))
                     continue
                 self._path.append(f"attribute {attr!r}")
                 try:
@@ -120,6 +125,7 @@ class LayersMixin:
             comment = f"# torch layer {type(module).__qualname__}: attributes by value"
             comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
             self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
+            self.statements.extend(packed)
             compiled = state.get("_compiled_call_impl") or vars(module).get("_compiled_call_impl")
             if compiled is not None:  # layer.compile(...): compiled again in place when the bundle loads
                 ctx = _dynamo_context(compiled)
@@ -185,6 +191,26 @@ class LayersMixin:
                 self._path.pop()
             self.statements.append(f"{comment}{name}.{method}({text}{extra})")
             comment = ""
+
+    def _packed_call(self, module: Any, name: str, attr: str, value: Any) -> str:
+        """``layer.set_weight_bias(weight, bias)``: packed weights (quantized layers) rebuilt from tensors by value.
+
+        Packed weights are TorchScript objects; the layers that hold them unpack them with
+        ``_weight_bias()`` and pack them with ``set_weight_bias``, and so does the bundle.
+        """
+        if attr != "_packed_params" or not callable(getattr(module, "_weight_bias", None)) \
+                or not callable(getattr(module, "set_weight_bias", None)):
+            self._fail(module, f"its attribute {attr!r} is a TorchScript object "
+                               f"({value._type().qualified_name()}) that it offers no way to rebuild")
+        weight, bias = module._weight_bias()
+        self._keep.extend((weight, bias))
+        self._path.append("packed weights")
+        try:
+            w = self._tensor_expr(weight, f"{name}.weight", "weights")
+            b = "None" if bias is None else self._tensor_expr(bias, f"{name}.bias", "weights")
+        finally:
+            self._path.pop()
+        return f"{name}.set_weight_bias({w}, {b})"
 
     # --- torch.compile ------------------------------------------------------------------------------------
 

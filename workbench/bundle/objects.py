@@ -56,6 +56,8 @@ class ObjectsMixin:
     def _tensor_expr(self, tensor: Any, key: str, store: str) -> str:
         torch = self._torch
         known = self._tensor_keys.get(id(tensor))
+        if known is None and type(tensor) is torch.Tensor and tensor.is_quantized:
+            return self._quantized_expr(tensor, key, store)
         if known is None:
             if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.is_sparse or tensor.is_quantized \
                     or tensor.layout != torch.strided:
@@ -97,6 +99,21 @@ class ObjectsMixin:
         if tensor.device.type != "cpu":
             args.append(f"device={str(tensor.device)!r}")
         return f"_bundle.{kind}({', '.join(args)})"
+
+    def _quantized_expr(self, tensor: Any, key: str, store: str) -> str:
+        """A quantized tensor by value: its integer values as a tensor, its scales and zero points beside them."""
+        torch = self._torch
+        values = self._tensor_expr(tensor.int_repr(), key, store)
+        scheme = tensor.qscheme()
+        if scheme == torch.per_tensor_affine:
+            return f"_bundle.quantized({values}, scale={tensor.q_scale()!r}, zero_point={tensor.q_zero_point()!r})"
+        if scheme in (torch.per_channel_affine, torch.per_channel_affine_float_qparams):
+            scales = self._tensor_expr(tensor.q_per_channel_scales(), f"{key}.scales", store)
+            zero_points = self._tensor_expr(tensor.q_per_channel_zero_points(), f"{key}.zero_points", store)
+            return (f"_bundle.quantized({values}, scales={scales}, zero_points={zero_points}, "
+                    f"axis={tensor.q_per_channel_axis()})")
+        self._fail(tensor, f"it is a quantized tensor with scheme {scheme}, which bundles cannot store")
+        raise AssertionError  # _fail raises
 
     def _unique_tensor_key(self, key: str, store: str) -> str:
         existing = self.weights if store == "weights" else self.tensors

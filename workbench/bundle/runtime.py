@@ -68,6 +68,16 @@ class BundleRuntime:
                                                       requires_grad=requires_grad)
         return self._memo[memo_key]
 
+    @staticmethod
+    def quantized(values: Any, *, scale: float | None = None, zero_point: int | None = None, scales: Any = None,
+                  zero_points: Any = None, axis: int = 0) -> Any:
+        """The quantized tensor with these integer ``values`` and quantization parameters (bit for bit)."""
+        import torch
+
+        if scales is not None:
+            return torch._make_per_channel_quantized_tensor(values, scales, zero_points, axis)
+        return torch._make_per_tensor_quantized_tensor(values, scale, zero_point)
+
     # --- data ---------------------------------------------------------------------------------------------
 
     def array(self, name: str) -> Any:
