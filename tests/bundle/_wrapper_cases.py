@@ -126,6 +126,14 @@ def add_constant(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor,
     return output + value
 
 
+def halve_gradient(module: nn.Module, grad_input: tuple[Any, ...], grad_output: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(None if g is None else g / 2 for g in grad_input)
+
+
+def note_loaded(module: nn.Module, incompatible_keys: Any) -> None:
+    module.loaded_once = True
+
+
 def rename_state(module: nn.Module, state: dict[str, Any], prefix: str, local_metadata: Any) -> dict[str, Any]:
     state[prefix + "double_scale"] = state[prefix + "scale"] * 2
     return state
@@ -156,6 +164,8 @@ def _hooks_in_order() -> tuple[nn.Module, tuple[Any, ...]]:
     layer.register_forward_hook(functools.partial(add_constant, value=0.125))
     layer.register_forward_pre_hook(add_one_to_input)
     layer.register_forward_pre_hook(shift_by_kwarg, with_kwargs=True, prepend=True)
+    layer.register_full_backward_hook(halve_gradient)
+    layer.register_load_state_dict_post_hook(note_loaded)
     return layer, (r(3, 4),)
 
 

@@ -52,6 +52,17 @@ def test_hooks_are_registered_with_torch_calls_in_order():
     assert first < source.index(".register_forward_hook(double_output)")
 
 
+def test_every_kind_of_hook_is_registered_again():
+    from ._wrapper_cases import CASES
+
+    layer, _ = CASES["hooks_in_order"]()
+    source = workbench.bundle.dependency_source(transform(layer))
+    for call in ("register_forward_pre_hook(shift_by_kwarg, with_kwargs=True)", "register_forward_pre_hook(add_one_to_input)",
+                 "register_forward_hook(clamp, always_call=True)", "register_full_backward_hook(halve_gradient)",
+                 "register_load_state_dict_post_hook(note_loaded)"):
+        assert f"linear.{call}" in source, call
+
+
 def test_bound_method_hook_keeps_its_layer():
     source = workbench.bundle.dependency_source(transform(Gated()))
     assert "inner.register_forward_hook(gated.gate)" in source
@@ -156,4 +167,10 @@ def test_quantized_recurrent_layer_is_refused_by_name(tmp_path):
     model = quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(3, 2)), {torch.nn.LSTM}, dtype=torch.qint8)
     with pytest.raises(CaptureError, match=r"PackedParameter object.*'param' is a TorchScript object"):
         workbench.save(transform(model), tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_uninitialized_lazy_layer_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(CaptureError, match=r"uninitialized parameter of a lazy layer \(run the layer once"):
+        workbench.save(transform(torch.nn.LazyLinear(3)), tmp_path / "b")
     assert list(tmp_path.iterdir()) == []

@@ -59,6 +59,9 @@ class ObjectsMixin:
         if known is None and type(tensor) is torch.Tensor and tensor.is_quantized:
             return self._quantized_expr(tensor, key, store)
         if known is None:
+            if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):
+                self._fail(tensor, "it is an uninitialized parameter of a lazy layer (run the layer once before "
+                                   "saving, so its parameters have values)")
             if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.is_sparse or tensor.is_quantized \
                     or tensor.layout != torch.strided:
                 self._fail(tensor, f"it is a {type(tensor).__name__} with layout {tensor.layout}; only dense tensors "
