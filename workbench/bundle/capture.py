@@ -12,7 +12,8 @@ statement of the bundle's source:
   distinct names and the references are rewritten (:mod:`workbench.bundle.scope`);
 - closures are rebuilt by a small factory called with the captured cell contents;
 - objects of installed packages and the standard library are imported;
-- torch layers become their class, their non-parameter attributes and their tensors (weights);
+- torch layers become their class, their state and their tensors (weights), with hooks,
+  parametrizations, TorchScript programs and ``torch.compile`` calls (:mod:`workbench.bundle.layers`);
 - tensors, arrays, data frames and large literals are stored by value as files.
 
 Anything that cannot be rebuilt exactly raises :class:`CaptureError` naming the object, where it

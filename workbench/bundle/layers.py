@@ -10,7 +10,10 @@
 - parametrized layers (``torch.nn.utils.parametrize``, ``parametrizations.weight_norm`` ...) are
   rebuilt as their plain class holding the saved ``parametrizations`` and then re-parametrized;
 - hooks (forward, pre-forward, backward, state-dict) are saved like any other function and
-  registered again, in their order, by the same torch calls a user would write.
+  registered again, in their order, by the same torch calls a user would write;
+- packed weights of quantized layers are unpacked to tensors and packed again with ``set_weight_bias``;
+- ``torch.compile`` becomes the original layer and the ``torch.compile`` call with the same settings;
+- TorchScript modules are saved as TorchScript's own archive, their tensors as weights.
 
 >>> import torch
 >>> from workbench.bundle.capture import Capture
@@ -99,7 +102,7 @@ class LayersMixin:
             attrs = []
             packed = []
             for attr, value in state.items():
-                if attr in self._torch_internal and attr != "training":
+                if attr in self._torch_internal and attr != "training" or attr == "_compiled_call_impl":
                     continue
                 if isinstance(value, torch.ScriptObject):
                     packed.append(self._packed_call(module, name, attr, value))
@@ -126,7 +129,7 @@ class LayersMixin:
             comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
             self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
             self.statements.extend(packed)
-            compiled = state.get("_compiled_call_impl") or vars(module).get("_compiled_call_impl")
+            compiled = vars(module).get("_compiled_call_impl")
             if compiled is not None:  # layer.compile(...): compiled again in place when the bundle loads
                 ctx = _dynamo_context(compiled)
                 if ctx is None:
@@ -274,9 +277,8 @@ class LayersMixin:
         stripped = copy.deepcopy(module)
         tensors = []
         for path, live, copied in _script_tensor_slots(module, stripped):
-            owner, _, attr = path.rpartition(".")
-            is_param = attr in live._parameters
-            tensors.append(f"{path!r}: {self._weight_expr(getattr(live, attr), f'{name}.{path}', is_param)}")
+            attr = path.rpartition(".")[2]
+            tensors.append(f"{path!r}: {self._weight_expr(getattr(live, attr), f'{name}.{path}', True)}")
             setattr(copied, attr, torch.empty(0, dtype=getattr(live, attr).dtype))
         buffer = io.BytesIO()
         try:
