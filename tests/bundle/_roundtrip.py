@@ -101,8 +101,9 @@ import sys, traceback
 import torch, workbench
 from pathlib import Path
 """ + inspect.getsource(plain) + r"""
-root = Path(sys.argv[1])
-for name in sys.argv[2:]:
+torch.set_num_threads(int(sys.argv[1]))  # as in the saving process: some kernels split work by thread
+root = Path(sys.argv[2])
+for name in sys.argv[3:]:
     d = root / name
     live = torch.load(d / "live.pt", weights_only=True)
     out = {}
@@ -130,7 +131,7 @@ def load_all(root: Path, names: list[str]) -> None:
     """Load every case's bundle in one fresh interpreter started in an empty directory."""
     work = root / "_empty"
     work.mkdir(exist_ok=True)
-    proc = subprocess.run([sys.executable, "-c", LOAD_ALL, str(root), *names], cwd=work,
+    proc = subprocess.run([sys.executable, "-c", LOAD_ALL, str(torch.get_num_threads()), str(root), *names], cwd=work,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"the loading interpreter failed:\n{proc.stderr[-3000:]}")

@@ -104,6 +104,7 @@ def test_load_state_dict_pre_hook_works_after_loading(tmp_path):
 
 EVERY_MODE = r"""
 import sys, torch, workbench
+torch.set_num_threads(int(sys.argv[4]))
 pl = workbench.load(sys.argv[1])
 items = torch.load(sys.argv[2], weights_only=True)
 torch.manual_seed(5)
@@ -134,7 +135,7 @@ def test_torchscript_applies_in_every_mode_and_after_loading(tmp_path, kind):
     work = tmp_path / "empty"
     work.mkdir()
     proc = subprocess.run([sys.executable, "-c", EVERY_MODE, str(tmp_path / "b"), str(tmp_path / "items.pt"),
-                           str(tmp_path / "out.pt")], cwd=work, capture_output=True, text=True, timeout=120)
+                           str(tmp_path / "out.pt"), str(torch.get_num_threads())], cwd=work, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     from workbench.bundle.compare import difference
 
