@@ -313,7 +313,11 @@ class Transform:
         It compares equal to the ``torch.device`` and to its string: ``pl.device == "cpu"``.
         """
         for owner, table, key in self._wb_first_tensor():
-            tensor = getattr(owner, table).get(key)
+            tensors = getattr(owner, table)
+            try:
+                tensor = tensors.get(key)
+            except AttributeError:  # a TorchScript module's table has no .get
+                tensor = tensors[key] if key in tensors else None
             if tensor is not None:
                 return Device(tensor.device)
         return Device("cpu")

@@ -51,7 +51,8 @@ def transform(obj: Any) -> Any:
         # (int, str, a dataclass without __call__) is a function that builds a value.
         return _wrap_class(obj) if _defines_call(obj) else FunctionTransform(obj)
     if _is_torch_module(obj):
-        obj.__class__ = _wrap_class(type(obj))
+        # object.__setattr__: a traced module forwards attribute assignment to the module it wraps
+        object.__setattr__(obj, "__class__", _wrap_class(type(obj)))
         return obj
     if callable(obj):
         return FunctionTransform(obj)

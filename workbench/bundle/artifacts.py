@@ -12,6 +12,7 @@ Layout inside a bundle::
     artifacts/<name>.npy         numpy arrays
     artifacts/<name>.json        large lists/dicts
     artifacts/<name>.frame/      data frames and series (frame.json + column files)
+    artifacts/<name>.torchscript TorchScript programs (``torch.jit.save`` archives, tensors emptied)
 
 >>> import numpy as np, pandas as pd
 >>> check_frame(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})) is None
@@ -37,8 +38,10 @@ def write_all(capture: Any, root: Path) -> None:
 
     if capture.weights:
         write_tensors(root / WEIGHTS, capture.weights)
-    if capture.tensors or capture.arrays or capture.frames or capture.json_values:
+    if capture.tensors or capture.arrays or capture.frames or capture.json_values or capture.archives:
         (root / "artifacts").mkdir()
+    for name, data in capture.archives.items():
+        (root / "artifacts" / f"{name}.torchscript").write_bytes(data)
     if capture.tensors:
         write_tensors(root / TENSORS, capture.tensors)
     for name, array in capture.arrays.items():

@@ -12,7 +12,8 @@ statement of the bundle's source:
   distinct names and the references are rewritten (:mod:`workbench.bundle.scope`);
 - closures are rebuilt by a small factory called with the captured cell contents;
 - objects of installed packages and the standard library are imported;
-- torch layers become their class, their non-parameter attributes and their tensors (weights);
+- torch layers become their class, their state and their tensors (weights), with hooks,
+  parametrizations, TorchScript programs and ``torch.compile`` calls (:mod:`workbench.bundle.layers`);
 - tensors, arrays, data frames and large literals are stored by value as files.
 
 Anything that cannot be rebuilt exactly raises :class:`CaptureError` naming the object, where it
@@ -42,6 +43,7 @@ from .codetext import strict_equal as _strict_equal
 from .definitions import _MISSING, DefinitionsMixin, _Definition, _function_of, _label, _where
 from .errors import CaptureError
 from .installed import is_installed_module
+from .layers import LayersMixin
 from .objects import ObjectsMixin, _is_wrapped
 
 __all__ = ["Capture", "is_installed_module"]
@@ -91,7 +93,7 @@ def _json_exact(value: Any) -> bool:
 # --- the capture ---------------------------------------------------------------------------------------
 
 
-class Capture(DefinitionsMixin, ObjectsMixin):
+class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
     """Collects the source statements, tensors and data files that rebuild one pipeline."""
 
     def __init__(self) -> None:
@@ -106,6 +108,7 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         self.arrays: dict[str, Any] = {}       # name -> numpy array
         self.frames: dict[str, Any] = {}       # name -> DataFrame / Series
         self.json_values: dict[str, Any] = {}  # name -> JSON value
+        self.archives: dict[str, bytes] = {}   # name -> TorchScript archive (tensors emptied)
         self.imported_modules: set[str] = set()
         self._names: dict[str, Any] = {}       # bundle name -> object key
         self._primary: dict[Any, str] = {}     # object key -> bundle name
@@ -114,13 +117,14 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         self._pending: list[Any] = []
         self._aliases: dict[Any, list[str]] = {}
         self._keep: list[Any] = []
-        self._tensor_keys: dict[int, tuple[str, str]] = {}  # id -> (store, key)
+        self._tensor_keys: dict[int, tuple[str, str, tuple[int, ...] | None]] = {}  # id -> (store, key, dims)
         self._storages: dict[Any, list[Any]] = {}  # (device, storage pointer) -> stored tensors and byte ranges
         self._artifact_names: set[str] = set()
         self._cells: dict[int, Any] = {}  # id(closure cell) -> the first function seen holding it
         self._namespaces: dict[int, dict[str, Any]] = {}
         self._path: list[str] = []
         self._global_of: dict[Any, tuple[str, str, dict[str, Any]]] = {}
+        self._hooked_layers: list[tuple[Any, str, list[str]]] = []  # hooks are registered once all layers exist
         self._torch_internal = set(torch.nn.Module().__dict__)
         for name in dir(builtins):
             if not name.startswith("__"):
@@ -139,6 +143,9 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         self._path = ["pipeline"]
         text = self.expr(pipeline, "pipeline_step")
         self._drain()
+        while self._hooked_layers:
+            self._register_hooks()
+            self._drain()
         self.statements.append(f"pipeline = {text}")
 
     def source(self) -> str:
@@ -271,6 +278,8 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         # a mutable container that already has a name (a global another step reads) is shared, not copied
         if key in self._primary and (key in self._done or key in self._busy or type(obj) in (list, dict, set)):
             return self.need(obj, self._primary[key])
+        if isinstance(obj, torch.Tensor) and id(obj) in self._tensor_keys:
+            return self._tensor_expr(obj, hint, "tensors")  # already stored: the same memoised read
         from ..pipeline import Transform
 
         if isinstance(obj, Transform) and not isinstance(obj, torch.nn.Module):

@@ -33,65 +33,28 @@ def _is_wrapped(cls: type) -> bool:
     return base is not None and _WRAPPED.get(base) is cls
 
 
-class ObjectsMixin:
-    """Layers, tensors, data and instances (mixed into ``Capture``)."""
+def _dense_order(tensor: Any) -> tuple[int, ...] | None:
+    """For a dense tensor whose strides are not row-major (a transpose), its dimensions in memory order.
 
-    # --- torch layers ----------------------------------------------------------------------------------------
+    Math libraries take different code paths for different memory layouts, so a transposed weight is
+    stored as its memory holds it and permuted back when loaded: same values, same strides.
+    """
+    if tensor.is_contiguous() or tensor.dim() < 2:
+        return None
+    order = tuple(sorted(range(tensor.dim()), key=lambda d: -tensor.stride(d)))
+    return order if tensor.permute(order).is_contiguous() else None
+
+
+class ObjectsMixin:
+    """Tensors, data and instances (mixed into ``Capture``)."""
+
+    # --- classes and tensors ---------------------------------------------------------------------------------
 
     def _class_expr(self, cls: type) -> str:
         if "_wb_base" in vars(cls) and _is_wrapped(cls):
             base = cls._wb_base
             return f"_wb.transform({self.expr(base, base.__name__)})"
         return self.expr(cls, cls.__name__)
-
-    def _define_layer(self, module: Any, name: str) -> None:
-        torch = self._torch
-        self._path.append(f"layer {type(module).__name__}")
-        try:
-            state = vars(module)
-            for hook_dict, hooks in state.items():  # every kind of hook torch has, now and later
-                if hook_dict.endswith("_hooks") and isinstance(hooks, dict) and hooks:
-                    self._fail(module, f"it has {hook_dict.strip('_').replace('_', ' ')} registered; hooks are not "
-                                       "saved in bundles (remove them, or fold them into a step)")
-            cls_text = self._class_expr(type(module))
-            params = []
-            for pname, p in state["_parameters"].items():
-                params.append(f"{pname!r}: {self._weight_expr(p, f'{name}.{pname}', True)}")
-            buffers = []
-            for bname, b in state["_buffers"].items():
-                buffers.append(f"{bname!r}: {self._weight_expr(b, f'{name}.{bname}', False)}")
-            children = []
-            for cname, child in state["_modules"].items():
-                self._path.append(f"submodule {cname!r}")
-                try:
-                    children.append(f"{cname!r}: {self.expr(child, f'{name}_{cname}') if child is not None else 'None'}")
-                finally:
-                    self._path.pop()
-            attrs = []
-            for attr, value in state.items():
-                if attr in self._torch_internal and attr != "training":
-                    continue
-                self._path.append(f"attribute {attr!r}")
-                try:
-                    attrs.append(f"{attr!r}: {self.expr(value, attr)}")
-                finally:
-                    self._path.pop()
-            args = [cls_text, "{" + ", ".join(attrs) + "}"]
-            if params:
-                args.append("parameters={" + ", ".join(params) + "}")
-            if buffers:
-                args.append("buffers={" + ", ".join(buffers) + "}")
-            if children:
-                args.append("modules={" + ", ".join(children) + "}")
-            non_persistent = sorted(state["_non_persistent_buffers_set"])
-            if non_persistent:
-                args.append(f"non_persistent={non_persistent!r}")
-            n_tensors = len(params) + len(buffers)
-            comment = f"# torch layer {type(module).__qualname__}: attributes by value"
-            comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
-            self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
-        finally:
-            self._path.pop()
 
     def _weight_expr(self, tensor: Any, key: str, parameter: bool) -> str:
         if tensor is None:
@@ -101,7 +64,12 @@ class ObjectsMixin:
     def _tensor_expr(self, tensor: Any, key: str, store: str) -> str:
         torch = self._torch
         known = self._tensor_keys.get(id(tensor))
+        if known is None and type(tensor) is torch.Tensor and tensor.is_quantized:
+            return self._quantized_expr(tensor, key, store)
         if known is None:
+            if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):
+                self._fail(tensor, "it is an uninitialized parameter of a lazy layer (run the layer once before "
+                                   "saving, so its parameters have values)")
             if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.is_sparse or tensor.is_quantized \
                     or tensor.layout != torch.strided:
                 self._fail(tensor, f"it is a {type(tensor).__name__} with layout {tensor.layout}; only dense tensors "
@@ -117,18 +85,23 @@ class ObjectsMixin:
             data = tensor.detach()
             if data.device.type != "cpu":
                 data = data.cpu()
+            dims = _dense_order(data)
+            if dims is not None:  # stored in memory order, given back with the same strides
+                data = data.permute(dims)
             data = data.contiguous()
             (self.weights if store == "weights" else self.tensors)[key] = data
-            self._tensor_keys[id(tensor)] = (store, key)
+            self._tensor_keys[id(tensor)] = (store, key, dims)
             self._keep.append(tensor)
-            known = (store, key)
-        store, key = known
+            known = (store, key, dims)
+        store, key, dims = known
         if store == "view":
             return key
         kind = "parameter" if isinstance(tensor, torch.nn.Parameter) else "tensor"
         args = [repr(key)]
         if store == "weights":
             args.append("weights=True")
+        if dims is not None:
+            args.append(f"dims={dims!r}")
         if isinstance(tensor, torch.nn.Parameter):
             if not tensor.requires_grad:
                 args.append("requires_grad=False")
@@ -169,11 +142,26 @@ class ObjectsMixin:
             self._names[name] = ("view", name)
             self.statements.append(f"# a view of {self._tensor_keys[id(other)][1]!r}, sharing its memory as it did live\n"
                                    f"{name} = _bundle.view({', '.join(args)})")
-            self._tensor_keys[id(tensor)] = ("view", name)
+            self._tensor_keys[id(tensor)] = ("view", name, None)
             self._keep.append(tensor)
             return name
         held.append((tensor, (start, end)))
         return None
+
+    def _quantized_expr(self, tensor: Any, key: str, store: str) -> str:
+        """A quantized tensor by value: its integer values as a tensor, its scales and zero points beside them."""
+        torch = self._torch
+        values = self._tensor_expr(tensor.int_repr(), key, store)
+        scheme = tensor.qscheme()
+        if scheme == torch.per_tensor_affine:
+            return f"_bundle.quantized({values}, scale={tensor.q_scale()!r}, zero_point={tensor.q_zero_point()!r})"
+        if scheme in (torch.per_channel_affine, torch.per_channel_affine_float_qparams):
+            scales = self._tensor_expr(tensor.q_per_channel_scales(), f"{key}.scales", store)
+            zero_points = self._tensor_expr(tensor.q_per_channel_zero_points(), f"{key}.zero_points", store)
+            return (f"_bundle.quantized({values}, scales={scales}, zero_points={zero_points}, "
+                    f"axis={tensor.q_per_channel_axis()})")
+        self._fail(tensor, f"it is a quantized tensor with scheme {scheme}, which bundles cannot store")
+        raise AssertionError  # _fail raises
 
     def _unique_tensor_key(self, key: str, store: str) -> str:
         existing = self.weights if store == "weights" else self.tensors

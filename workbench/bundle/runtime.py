@@ -55,30 +55,34 @@ class BundleRuntime:
             store = self._stores[name] = load_tensors(self._bytes(name), f"bundle {self.root}: file {name}")
         return store
 
+    def _read(self, key: str, weights: bool, dims: tuple[int, ...] | None, device: str | None) -> Any:
+        t = self._store(weights)[key]
+        if dims is not None:  # stored in memory order: give back the saved strides
+            t = t.permute([dims.index(d) for d in range(len(dims))])
+        if device is not None:
+            t = t.to(device)
+        return t
+
     def tensor(self, key: str, *, weights: bool = False, requires_grad: bool = False,
-               device: str | None = None) -> Any:
+               dims: tuple[int, ...] | None = None, device: str | None = None) -> Any:
         """The stored tensor ``key`` (a buffer when ``weights``, else a data tensor)."""
         memo_key = ("tensor", f"{weights}:{key}")
         if memo_key not in self._memo:
-            t = self._store(weights)[key]
-            if device is not None:
-                t = t.to(device)
+            t = self._read(key, weights, dims, device)
             if requires_grad:
                 t.requires_grad_(True)
             self._memo[memo_key] = t
         return self._memo[memo_key]
 
     def parameter(self, key: str, *, weights: bool = False, requires_grad: bool = True,
-                  device: str | None = None) -> Any:
+                  dims: tuple[int, ...] | None = None, device: str | None = None) -> Any:
         """The stored tensor ``key`` as a ``torch.nn.Parameter``."""
         import torch
 
         memo_key = ("parameter", f"{weights}:{key}")
         if memo_key not in self._memo:
-            t = self._store(weights)[key]
-            if device is not None:
-                t = t.to(device)
-            self._memo[memo_key] = torch.nn.Parameter(t, requires_grad=requires_grad)
+            self._memo[memo_key] = torch.nn.Parameter(self._read(key, weights, dims, device),
+                                                      requires_grad=requires_grad)
         return self._memo[memo_key]
 
     @staticmethod
@@ -90,6 +94,16 @@ class BundleRuntime:
         source = base if requires_grad and not parameter else base.detach()
         out = torch.as_strided(source, size, stride, source.storage_offset() + offset)
         return torch.nn.Parameter(out, requires_grad=requires_grad) if parameter else out
+
+    @staticmethod
+    def quantized(values: Any, *, scale: float | None = None, zero_point: int | None = None, scales: Any = None,
+                  zero_points: Any = None, axis: int = 0) -> Any:
+        """The quantized tensor with these integer ``values`` and quantization parameters (bit for bit)."""
+        import torch
+
+        if scales is not None:
+            return torch._make_per_channel_quantized_tensor(values, scales, zero_points, axis)
+        return torch._make_per_tensor_quantized_tensor(values, scale, zero_point)
 
     # --- data ---------------------------------------------------------------------------------------------
 
@@ -134,24 +148,50 @@ class BundleRuntime:
     @staticmethod
     def module(cls: type, attrs: dict[str, Any], *, parameters: dict[str, Any] | None = None,
                buffers: dict[str, Any] | None = None, modules: dict[str, Any] | None = None,
-               non_persistent: list[str] | tuple[str, ...] = ()) -> Any:
+               non_persistent: list[str] | tuple[str, ...] = (), parametrized: list[str] | tuple[str, ...] = ()) -> Any:
         """A torch layer of class ``cls`` with these attributes, tensors and sub-layers.
 
         ``cls.__init__`` is not called (it may need arguments, draw random weights or have side
         effects): the layer is set up like ``torch.nn.Module.__init__`` does and then given exactly
-        the state it had when saved.
+        the state it had when saved, through ``__setstate__`` as unpickling would (recurrent layers
+        rebuild their flat weights there). ``parametrized`` names the tensors that
+        ``torch.nn.utils.parametrize`` computes from the saved ``parametrizations``.
         """
         import torch
 
         obj = cls.__new__(cls)
         torch.nn.Module.__init__(obj)
-        state = obj.__dict__
+        state = dict(obj.__dict__)
         state["_parameters"].update(parameters or {})
         state["_buffers"].update(buffers or {})
         state["_modules"].update(modules or {})
         state["_non_persistent_buffers_set"].update(non_persistent)
         state.update(attrs)
+        obj.__setstate__(state)
+        if parametrized:
+            from torch.nn.utils import parametrize
+
+            parametrize._inject_new_class(obj)
+            for tensor_name in parametrized:
+                parametrize._inject_property(obj, tensor_name)
         return obj
+
+    def script_module(self, name: str, tensors: dict[str, Any]) -> Any:
+        """The TorchScript module archived as ``artifacts/<name>.torchscript``, given back its tensors.
+
+        ``torch.jit.load`` reads the archive with TorchScript's own reader (no Python pickle); the
+        archive's parameters and buffers are empty and ``tensors`` (dotted path -> tensor) fill them.
+        """
+        import torch
+
+        module = torch.jit.load(str(self.root / "artifacts" / f"{name}.torchscript"), map_location="cpu")
+        for path, tensor in tensors.items():
+            *owners, attr = path.split(".")
+            owner = module
+            for part in owners:
+                owner = getattr(owner, part)
+            setattr(owner, attr, tensor)
+        return module
 
     @staticmethod
     def instance(cls: type | None = None, state: Any = None, *, args: tuple[Any, ...] = (),
