@@ -17,26 +17,60 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import manifest as _manifest
 from .artifacts import write_all
 from .capture import Capture
-from .errors import BundleError, CheckError
+from .errors import BundleError, CaptureError, CheckError
+from .report import MAX_DATA_BYTES, CaptureReport, LargeDataWarning, format_bytes
 
-__all__ = ["save", "dependency_source", "capture"]
+__all__ = ["save", "dependency_source", "capture", "capture_report"]
 
 
 def capture(pipeline: Any) -> Capture:
-    """Capture ``pipeline`` (raises :class:`CaptureError` naming what cannot be saved)."""
+    """Capture ``pipeline`` (raises :class:`CaptureError` naming what cannot be saved).
+
+    Where the code reads only some attributes of a global object, only those are stored; if the
+    same object is also needed whole elsewhere, the capture is redone storing it whole everywhere
+    (one object, as in the live pipeline).
+    """
     from ..pipeline import Transform
 
     if not isinstance(pipeline, Transform):
         raise TypeError(f"save() needs a workbench pipeline or transform; got {type(pipeline).__name__}")
-    cap = Capture()
-    cap.capture(pipeline)
-    return cap
+    whole: set[int] = set()
+    while True:
+        cap = Capture(whole)
+        cap.capture(pipeline)
+        both = cap.narrowed_whole()
+        if not both - whole:
+            return cap
+        whole |= both
+
+
+def capture_report(pipeline: Any) -> CaptureReport:
+    """What a bundle of ``pipeline`` would store besides code: each global value, its size and readers.
+
+    >>> print(capture_report(pl).text())  # doctest: +SKIP
+    global             type   size    read by
+    wine.{target_names}  Bunch  180 B   step 'lambda i: wine.target_names[i]' (function <lambda>)
+    """
+    return capture(pipeline).report()
+
+
+def _check_sizes(report: CaptureReport, max_data_bytes: int | None, strict: bool) -> None:
+    if max_data_bytes is None:
+        return
+    for entry in report.large(max_data_bytes):
+        message = (f"{entry.describe()} adds {format_bytes(entry.data_bytes)} of data to the bundle, above "
+                   f"max_data_bytes={max_data_bytes:,}; if the pipeline does not need all of it, make the code "
+                   "read only what it needs (e.g. `names = data.target_names` as its own global)")
+        if strict:
+            raise CaptureError(message + " (strict=True refuses; raise max_data_bytes to allow it)")
+        warnings.warn(message, LargeDataWarning, stacklevel=3)
 
 
 def dependency_source(pipeline: Any) -> str:
@@ -48,13 +82,20 @@ def dependency_source(pipeline: Any) -> str:
 
 
 def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
-         check: Iterable[Any] | None = None) -> Path:
+         check: Iterable[Any] | None = None, max_data_bytes: int | None = MAX_DATA_BYTES,
+         strict: bool = False, report: bool = False) -> Path:
     """Save ``pipeline`` as a bundle directory at ``path`` and return the path.
 
     ``overwrite=True`` replaces an existing bundle (atomically: the old one stays until the new one
     is complete). ``check=[inputs...]`` loads the new bundle in a fresh interpreter and requires
     ``infer_apply`` to give exactly the live outputs on each input; on any difference the bundle is
     removed and :class:`CheckError` names the input and the difference.
+
+    Every global value the pipeline's code reads is listed in the manifest (``"globals"``: name,
+    type, size, the step that reads it; see :func:`capture_report`), and ``report=True`` prints that
+    table. A global adding more than ``max_data_bytes`` of data (default 10 MB; ``None``: no limit)
+    gives a :class:`LargeDataWarning` naming it, the step that reads it and its size; with
+    ``strict=True`` saving refuses instead (:class:`CaptureError`) and writes nothing.
     """
     target = Path(path)
     if target.exists() and not overwrite:
@@ -69,6 +110,8 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
         expected = [infer_apply(pipeline, x) for x in inputs]
     cap = capture(pipeline)
     source = cap.source()
+    stored = cap.report()
+    _check_sizes(stored, max_data_bytes, strict)
     from ..display import describe
 
     structure = describe(pipeline)
@@ -87,6 +130,7 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
         data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.definitions],
                                requirement_lines=reqs)
         data["python_requires"] = f"=={python}.*"
+        data["globals"] = stored.as_json()
         _manifest.write(tmp, data)
         if inputs is not None:
             _check(tmp, inputs, expected)
@@ -94,6 +138,8 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if report:
+        print(stored.text())
     return target
 
 
