@@ -542,7 +542,7 @@ class Capture(DefinitionsMixin, ObjectsMixin):
                                           "attributes": attributes}
         step = next((p for p in reversed(self._path) if isinstance(p, _Step)), None)
         kind = "class" if isinstance(owner, type) else "function"
-        reader = f"{kind} {getattr(owner, '__qualname__', '?')}"
+        reader = f"{kind} {getattr(owner, '__qualname__', '?').rpartition('<locals>.')[2]}"
         if step is not None:
             reader = f"step {str(step)!r} ({reader})"
         if reader not in entry["readers"]:
