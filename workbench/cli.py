@@ -182,7 +182,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         help="run a bundle on JSON inputs and print its outputs as JSON lines",
         description=_paragraph(
             "Load BUNDLE (this runs its source: use 'workbench info' first for bundles you do not trust) and "
-            "run it on each INPUT, a JSON value, or on each line of a JSON-lines file. Prints one JSON line per "
+            "run it on each INPUT, a JSON value (or raw text with --lines), or on each line of a file. Prints one JSON line per "
             "input on stdout, in order; anything the pipeline prints goes to stderr. Inputs reach the pipeline "
             "as decoded JSON (lists, dicts, numbers, strings), or as tensors/arrays with --as."
         ),
@@ -190,8 +190,10 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
             "outputs: tensors and numpy arrays become nested lists (0-d: a number), tuples lists, named tuples "
             "and dataclasses objects, dicts objects. NaN and infinities, which JSON lacks, are written per "
             "--non-finite: as the strings \"NaN\", \"Infinity\", \"-Infinity\" (default), as null, or refused. "
-            "Inputs may use the literals NaN, Infinity and -Infinity. All inputs are read and checked before "
-            "the bundle runs, and nothing is printed unless every input succeeds."
+            "Inputs may use the literals NaN, Infinity and -Infinity. With --lines, inputs are raw text (one string "
+            "per argument or per line). Each input is read and run on its own: a bad input (not JSON, or one the "
+            "pipeline fails on) is reported on stderr by its number or line and gets no output line, the others "
+            "are still printed, and the exit code is non-zero (1 if the pipeline failed on any, else 2)."
         ) + "\n\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -201,6 +203,9 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", metavar="INPUT", nargs="*", help="a JSON value, e.g. '[1, 2]' or '\"text\"'")
     parser.add_argument("--file", "-f", metavar="F", default=None,
                         help="read inputs from a JSON-lines file, one value per line ('-': stdin)")
+    parser.add_argument("--lines", action="store_true",
+                        help="inputs are raw text, not JSON: each argument, or each line of --file, is one "
+                             "string input (for text models)")
     parser.add_argument("--batch-size", "-b", metavar="N", type=_positive_int, default=None,
                         help="run in batches of N with eval_apply (default: infer_apply, one input at a time)")
     parser.add_argument("--as", dest="as_type", choices=("json", "tensor", "numpy"), default="json",
@@ -230,12 +235,16 @@ class _IntermixedParser(argparse.ArgumentParser):
 def _run_predict(args: argparse.Namespace) -> int:
     import contextlib
 
-    from .predict import EncodeError, InputError, convert_inputs, parse_inputs, predict, read_json_lines, to_json
+    from .predict import EncodeError, InputError, converter, decode, read_lines, to_json
 
     if args.file is not None and args.inputs:
         return _fail("predict", "give inputs either as arguments or with --file, not both", EXIT_USAGE)
     if args.file is None and not args.inputs:
-        return _fail("predict", "no inputs: give JSON values as arguments, or --file F (- for stdin)", EXIT_USAGE)
+        what = "text arguments" if args.lines else "JSON values as arguments"
+        return _fail("predict", f"no inputs: give {what}, or --file F (- for stdin)", EXIT_USAGE)
+    if args.lines and args.as_type != "json":
+        return _fail("predict", "--lines hands each line to the pipeline as a string; it cannot be combined "
+                                "with --as tensor/numpy", EXIT_USAGE)
     from .bundle import BundleError, load
     from .bundle import manifest as _manifest
 
@@ -244,12 +253,23 @@ def _run_predict(args: argparse.Namespace) -> int:
     except BundleError as exc:
         return _fail("predict", str(exc), EXIT_BUNDLE)
     try:
-        values = read_json_lines(args.file) if args.file is not None else parse_inputs(args.inputs, where="input")
-        values = convert_inputs(values, args.as_type, args.dtype)
+        entries = read_lines(args.file) if args.file is not None else \
+            [(f"input {i}", text) for i, text in enumerate(args.inputs, 1)]
+        convert = converter(args.as_type, args.dtype)
     except InputError as exc:
         return _fail("predict", str(exc), EXIT_USAGE)
+    # Each input is read on its own: a bad one is reported and the others still run.
+    items: list[tuple[str, Any]] = []
+    bad_inputs = 0
+    for where, text in entries:
+        try:
+            items.append((where, convert(text if args.lines else decode(text, where), where)))
+        except InputError as exc:
+            _fail("predict", str(exc), EXIT_USAGE)
+            bad_inputs += 1
 
     lines: list[str] = []
+    failures = 0
     # stdout carries only the JSON lines: whatever the bundle's code prints goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         try:
@@ -258,18 +278,17 @@ def _run_predict(args: argparse.Namespace) -> int:
             return _fail("predict", str(exc), EXIT_BUNDLE)
         except Exception as exc:
             return _fail("predict", f"loading bundle {args.bundle} failed: {_describe(exc)}", EXIT_FAILED)
-        outputs = predict(pipeline, values, batch_size=args.batch_size)
-        index = 0
-        try:
-            for index, output in enumerate(outputs, 1):
-                lines.append(to_json(output, args.non_finite))
-        except EncodeError as exc:
-            return _fail("predict", f"the output for input {index} cannot be written as JSON: {exc}", EXIT_FAILED)
-        except Exception as exc:
-            where = f"input {index + 1}" if args.batch_size is None else "a batch"
-            return _fail("predict", f"the pipeline failed on {where}: {_describe(exc)}", EXIT_FAILED)
-    if len(lines) != len(values):
-        return _fail("predict", f"the pipeline gave {len(lines)} outputs for {len(values)} inputs", EXIT_FAILED)
+        for group, outputs, error in _predict_groups(pipeline, items, args.batch_size):
+            if error is not None:
+                failures += 1
+                _fail("predict", f"the pipeline failed on {group}: {error}", EXIT_FAILED)
+                continue
+            for where, output in outputs:
+                try:
+                    lines.append(to_json(output, args.non_finite))
+                except EncodeError as exc:
+                    failures += 1
+                    _fail("predict", f"the output for {where} cannot be written as JSON: {exc}", EXIT_FAILED)
     if lines:
         try:
             sys.stdout.write("\n".join(lines) + "\n")
@@ -277,7 +296,30 @@ def _run_predict(args: argparse.Namespace) -> int:
         except BrokenPipeError:  # `workbench predict ... | head`: the reader has what it wanted
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_OK
+    if failures or bad_inputs:
+        skipped = failures + bad_inputs
+        print(f"workbench predict: {len(lines)} of {len(entries)} inputs gave an output; "
+              f"{skipped} reported above {'has' if skipped == 1 else 'have'} no output line", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_USAGE if bad_inputs else EXIT_OK
+
+
+def _predict_groups(pipeline: Any, items: list[tuple[str, Any]], batch_size: int | None) -> Any:
+    """``(what, [(where, output)], error)`` per input (or per batch of inputs with ``batch_size``)."""
+    from .predict import predict
+
+    size = batch_size or 1
+    for start in range(0, len(items), size):
+        group = items[start:start + size]
+        what = group[0][0] if len(group) == 1 else f"the batch of {group[0][0]} to {group[-1][0]}"
+        try:
+            outputs = list(predict(pipeline, [value for _, value in group], batch_size=batch_size))
+        except Exception as exc:
+            yield what, [], _describe(exc)
+            continue
+        if len(outputs) != len(group):
+            yield what, [], f"it gave {len(outputs)} outputs for {len(group)} inputs"
+            continue
+        yield what, [(where, output) for (where, _), output in zip(group, outputs)], None
 
 
 def _fail(command: str, message: str, code: int) -> int:
