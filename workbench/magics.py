@@ -10,8 +10,9 @@ The cell's last expression is bound to ``classifier`` in the notebook, registere
 :mod:`workbench.registry` (the JupyterLab side panel lists it) and displayed. ``--check EXPR`` runs
 it on one input and prints every step's output summary; ``--save PATH`` writes a bundle (with
 ``--check`` too, the bundle is loaded in a fresh interpreter and must agree on that input).
-``%wb_deps NAME`` prints the source a bundle of ``NAME`` would contain and ``%wb_save NAME PATH``
-saves one. ``NAME`` is looked up in the registry first, then among the notebook's variables.
+``%wb_deps NAME`` prints the source a bundle of ``NAME`` would contain (and what it would store, by
+size) and ``%wb_save NAME PATH`` saves one, printing what it stored. Each of them also warns when the
+pipeline holds a function or class the notebook has since redefined (:mod:`workbench.staleness`). ``NAME`` is looked up in the registry first, then among the notebook's variables.
 """
 
 from __future__ import annotations
@@ -77,14 +78,16 @@ class PipelineMagics(Magics):
             )
         shell.user_ns[name] = value
         registry.register(name, value)
+        _warn_stale(value, name)
         checked: list[Any] | None = None
         if args.check is not None:
-            item = self._evaluate(args.check, f"%%pipeline {name} --check")
+            item = self._evaluate(args.check, f"%%pipeline {name} --check", _fixed_line(args, name))
             print(summarize(value, item))
             checked = [item]
         if args.save is not None:
             # with --check, the new bundle is also loaded in a fresh interpreter and must agree on the input
-            path = _save(value, args.save, overwrite=args.overwrite, check=checked)
+            path = _save(value, args.save, overwrite=args.overwrite, check=checked,
+                         control=f"add --overwrite to the %%pipeline {name} line")
             print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else ""))
         return value
 
@@ -95,9 +98,13 @@ class PipelineMagics(Magics):
         """Print the source a bundle of NAME would contain, each part with the cell it came from."""
         args = _parse(self.wb_deps, line)
         pipeline = resolve(args.name, self.shell.user_ns)
-        from .bundle import dependency_source
+        from .bundle.writer import capture
 
-        print(dependency_source(pipeline))
+        _warn_stale(pipeline, args.name)
+        captured = capture(pipeline)
+        print(captured.source())
+        print("# what a bundle would store besides code (sizes as written):")
+        print("\n".join("# " + line for line in captured.report().text().splitlines()))
 
     @magic_arguments()
     @argument("name", help="a registered pipeline or a notebook variable holding one")
@@ -108,14 +115,48 @@ class PipelineMagics(Magics):
         """Save pipeline NAME as a bundle at PATH."""
         args = _parse(self.wb_save, line)
         pipeline = resolve(args.name, self.shell.user_ns)
-        path = _save(pipeline, args.path, overwrite=args.overwrite)
+        _warn_stale(pipeline, args.name)
+        path = _save(pipeline, args.path, overwrite=args.overwrite, control="add --overwrite to replace it")
         print(f"saved {args.name} to {path}")
 
-    def _evaluate(self, expr: str, where: str) -> Any:
+    def _evaluate(self, expr: str, where: str, fixed: str) -> Any:
+        """``expr`` evaluated in the notebook; a text that is not an expression gets the quoted command."""
         try:
-            return eval(expr, self.shell.user_global_ns, self.shell.user_ns)
+            code = compile(expr, "<--check>", "eval")
+        except SyntaxError as exc:
+            raise UsageError(
+                f"{where}: {expr!r} is not a Python expression ({exc.msg}). --check takes a Python expression; "
+                f"to pass a string, quote it inside the argument:\n    {fixed}"
+            ) from None
+        try:
+            return eval(code, self.shell.user_global_ns, self.shell.user_ns)
+        except NameError as exc:
+            hint = ""
+            if expr.strip().isidentifier():
+                hint = f"; if you meant the string {expr.strip()!r}, quote it inside the argument:\n    {fixed}"
+            raise UsageError(f"{where}: evaluating {expr!r} failed: NameError: {exc}{hint}") from exc
         except Exception as exc:
             raise UsageError(f"{where}: evaluating {expr!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _fixed_line(args: Any, name: str) -> str:
+    """The ``%%pipeline`` line with ``--check`` given the string it was probably meant to be."""
+    parts = ["%%pipeline", name]
+    if args.save is not None:
+        parts += ["--save", shlex.quote(args.save)]
+    if args.overwrite:
+        parts.append("--overwrite")
+    literal = repr(args.check)
+    quoted = f'"{literal}"' if not any(c in literal for c in '"$`\\!') else shlex.quote(literal)
+    return " ".join(parts + ["--check", quoted])
+
+
+def _warn_stale(pipeline: Transform, name: str) -> None:
+    from .staleness import stale_text
+
+    text = stale_text(pipeline, name)
+    if text:
+        print(text)
 
 
 def _parse(magic: Any, line: str) -> Any:
@@ -192,10 +233,15 @@ def _describe_value(value: Any) -> str:
     return f"{_article(type(value).__name__)} {type(value).__name__} ({text})"
 
 
-def _save(pipeline: Transform, path: str, *, overwrite: bool, check: list[Any] | None = None) -> Any:
+def _save(pipeline: Transform, path: str, *, overwrite: bool, control: str, check: list[Any] | None = None) -> Any:
+    """Save with the capture report printed; an existing bundle is named with this magic's own control."""
+    import os
+
     from .bundle import save
 
-    return save(pipeline, path, overwrite=overwrite, check=check)
+    if os.path.exists(os.path.expanduser(path)) and not overwrite:
+        raise FileExistsError(f"{path} already exists; {control}")
+    return save(pipeline, os.path.expanduser(path), overwrite=overwrite, check=check, report=True)
 
 
 def _article(word: str) -> str:
