@@ -107,7 +107,9 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--check-inputs", metavar="EXPR", default=None,
                         help="a Python expression, evaluated in the kernel, giving the list of check inputs "
                              "(implies --check)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle (and --executed file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing bundle (and --executed file); a save to the same path by the "
+                             "notebook's own cells is skipped during the export, whatever its own flags")
     parser.add_argument("--timeout", metavar="S", type=_positive_float, default=None,
                         help="stop a cell that runs longer than S seconds (default: no limit)")
     parser.add_argument("--executed", metavar="FILE", default=None,
@@ -139,6 +141,9 @@ def _run_export(args: argparse.Namespace) -> int:
         if isinstance(exc, NotebookFailed) and detail:
             print(detail.rstrip(), file=sys.stderr)
         return _fail("export", f"{exc}; nothing was written", EXIT_FAILED)
+    if args.quiet:  # without progress lines the warnings are still worth reading
+        for message in result.warnings:
+            print(f"workbench export: warning: {message}", file=sys.stderr)
     checked = f", checked on {result.checked} input{'s' * (result.checked != 1)}" if result.checked else ""
     if not args.quiet:
         print(f"saved {result.name!r} ({result.found_in}) after {result.cells} cells in {result.seconds:.1f} s"

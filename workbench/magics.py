@@ -88,7 +88,8 @@ class PipelineMagics(Magics):
             # with --check, the new bundle is also loaded in a fresh interpreter and must agree on the input
             path = _save(value, args.save, overwrite=args.overwrite, check=checked,
                          control=f"add --overwrite to the %%pipeline {name} line")
-            print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else ""))
+            if path is not None:
+                print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else ""))
         return value
 
     @magic_arguments()
@@ -117,7 +118,8 @@ class PipelineMagics(Magics):
         pipeline = resolve(args.name, self.shell.user_ns)
         _warn_stale(pipeline, args.name)
         path = _save(pipeline, args.path, overwrite=args.overwrite, control="add --overwrite to replace it")
-        print(f"saved {args.name} to {path}")
+        if path is not None:
+            print(f"saved {args.name} to {path}")
 
     def _evaluate(self, expr: str, where: str, fixed: str) -> Any:
         """``expr`` evaluated in the notebook; a text that is not an expression gets the quoted command."""
@@ -234,14 +236,21 @@ def _describe_value(value: Any) -> str:
 
 
 def _save(pipeline: Transform, path: str, *, overwrite: bool, control: str, check: list[Any] | None = None) -> Any:
-    """Save with the capture report printed; an existing bundle is named with this magic's own control."""
+    """Save with the capture report printed; an existing bundle is named with this magic's own control.
+
+    None when nothing was written because ``path`` is the output of a running ``workbench export``.
+    """
     import os
 
     from .bundle import save
+    from .bundle.writer import export_output
 
-    if os.path.exists(os.path.expanduser(path)) and not overwrite:
+    target = os.path.expanduser(path)
+    if export_output(target):  # inside `workbench export`: the export writes this path itself
+        return save(pipeline, target) and None
+    if os.path.exists(target) and not overwrite:
         raise FileExistsError(f"{path} already exists; {control}")
-    return save(pipeline, os.path.expanduser(path), overwrite=overwrite, check=check, report=True)
+    return save(pipeline, target, overwrite=overwrite, check=check, report=True)
 
 
 def _article(word: str) -> str:

@@ -27,7 +27,7 @@ from .capture import Capture
 from .errors import BundleError, CaptureError, CheckError
 from .report import MAX_DATA_BYTES, CaptureReport, LargeDataWarning, format_bytes
 
-__all__ = ["save", "dependency_source", "capture", "capture_report"]
+__all__ = ["save", "dependency_source", "capture", "capture_report", "export_output"]
 
 
 def capture(pipeline: Any) -> Capture:
@@ -98,6 +98,10 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     ``strict=True`` saving refuses instead (:class:`CaptureError`) and writes nothing.
     """
     target = Path(path)
+    if export_output(target):
+        print(f"workbench: not saved: {target} is the output of the running `workbench export`, which saves it "
+              "itself at the end (replacing an existing bundle only with its own --overwrite)", file=sys.stderr)
+        return target
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
     if target.exists() and not (target / _manifest.MANIFEST).is_file() and (target.is_file() or any(target.iterdir())):
@@ -141,6 +145,12 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     if report:
         print(stored.text())
     return target
+
+
+def export_output(target: str | os.PathLike[str]) -> bool:
+    """Whether ``target`` is the output of a ``workbench export`` running this notebook (see workbench.export)."""
+    guarded = os.environ.get("WORKBENCH_EXPORT_OUT")
+    return bool(guarded) and os.path.abspath(target) == os.path.abspath(guarded)
 
 
 def _data_modules(cap: Capture) -> set[str]:
