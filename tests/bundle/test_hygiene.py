@@ -189,3 +189,18 @@ def test_no_home_or_temporary_path_in_any_file(tmp_path):
     assert origins["split"]["path"] == "tokens.py"
     assert origins["clean"]["path"] == "~/lib/shared_helpers.py"
     assert "# function clean from ~/lib/shared_helpers.py:1" in (out / "source.py").read_text()
+
+
+def test_a_home_path_held_as_data_is_stored_but_named_loudly(tmp_path, monkeypatch):
+    from workbench.bundle.report import HomePathWarning
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home" / "alice"))
+    config = {"vocab_file": str(tmp_path / "home" / "alice" / "vocab.txt"), "lower": True}
+
+    def settings(i):
+        return config["lower"] and i
+
+    with pytest.warns(HomePathWarning, match=r"stores the text '.*/home/alice/vocab\.txt', a path in your home "
+                                             r"directory, as data \(.*closure variable 'config'"):
+        out = workbench.save(transform(settings), tmp_path / "b", check=[1])
+    assert "alice/vocab.txt" in (out / "source.py").read_text()  # kept: the code may use it

@@ -33,6 +33,7 @@ import enum
 import functools
 import keyword
 import math
+import os
 import re
 import sys
 import types
@@ -125,6 +126,9 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         self._path: list[str] = []
         self._global_of: dict[Any, tuple[str, str, dict[str, Any]]] = {}
         self._whole = set(whole)
+        home = os.path.expanduser("~")
+        self._home = home.rstrip(os.sep) + os.sep if home not in ("", "/", "~") else None
+        self.home_paths: dict[str, str] = {}  # data strings holding a home path -> how the pipeline reaches them
         self._views: dict[Any, dict[str, Any]] = {}  # ("view", id) -> name, attrs, object
         self._tally = _Tally(self)
         self._sizes: dict[Any, list[int]] = {}        # object key -> [weight bytes, data bytes] it added
@@ -246,6 +250,9 @@ class Capture(DefinitionsMixin, ObjectsMixin):
 
     def _literal_text(self, obj: Any, hint: str) -> str:
         """A literal, or for a very long string, a read of the JSON file it is stored in."""
+        if isinstance(obj, str) and self._home and self._home in obj:
+            self.home_paths.setdefault(obj if len(obj) <= 200 else obj[:197] + "...",
+                                       " -> ".join(p for p in self._path if p))
         if isinstance(obj, str) and len(obj) > _LARGE_LITERAL:
             name = self._artifact(hint)
             self.json_values[name] = obj

@@ -25,7 +25,7 @@ from . import manifest as _manifest
 from .artifacts import write_all
 from .capture import Capture
 from .errors import BundleError, CaptureError, CheckError
-from .report import MAX_DATA_BYTES, CaptureReport, LargeDataWarning, format_bytes
+from .report import MAX_DATA_BYTES, CaptureReport, HomePathWarning, LargeDataWarning, format_bytes
 
 __all__ = ["save", "dependency_source", "capture", "capture_report", "export_output"]
 
@@ -116,6 +116,9 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     source = cap.source()
     stored = cap.report()
     _check_sizes(stored, max_data_bytes, strict)
+    for text, where in cap.home_paths.items():
+        warnings.warn(f"the bundle stores the text {text!r}, a path in your home directory, as data ({where}); "
+                      "anyone you share the bundle with will see it", HomePathWarning, stacklevel=2)
     from ..display import describe
 
     structure = describe(pipeline)
