@@ -134,7 +134,7 @@ def uninstall(ip: Any) -> None:
 
 # Structure per registered pipeline, kept until the registry changes (or a "refresh" asks afresh):
 # describing a large pipeline after every cell would cost more than the cell tracking itself.
-_STRUCTURE: dict[str, tuple[Transform, dict[str, Any]]] = {}
+_STRUCTURE: dict[str, tuple[Any, ...]] = {}  # name -> (pipeline, structure[, definitions it holds])
 _GENERATION = [0]  # bumped whenever a structure is described anew
 
 
@@ -166,10 +166,14 @@ def _describe_pipeline(name: str, pipeline: Transform) -> dict[str, Any]:
         device = str(pipeline.device)
     except Exception as exc:  # a layer whose parameters cannot be read: say so rather than hide the pipeline
         device = f"unknown ({type(exc).__name__})"
-    from .staleness import stale_definitions
+    from . import tracking
+    from .staleness import definitions_held, stale_among
 
+    if len(cached) == 2:  # the definitions it holds, found once per registration like its structure
+        cached = _STRUCTURE[name] = (*cached, definitions_held(pipeline))
+    stale = stale_among(cached[2]) if tracking.is_active() else []
     return {"name": name, **cached[1], "device": device,
-            "stale": [s.as_json() for s in stale_definitions(pipeline)], "export_path": export_path(name)}
+            "stale": [s.as_json() for s in stale], "export_path": export_path(name)}
 
 
 def export_path(name: str, directory: str = ".") -> str:

@@ -22,7 +22,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-__all__ = ["StaleDefinition", "stale_definitions", "stale_text"]
+__all__ = ["StaleDefinition", "stale_definitions", "definitions_held", "stale_among", "stale_text"]
 
 _BUDGET = 5000  # objects visited per pipeline at most: this runs after cells for the Pipelines panel
 
@@ -58,8 +58,24 @@ def stale_definitions(pipeline: Any) -> list[StaleDefinition]:
 
     if not tracking.is_active():
         return []
+    return stale_among(definitions_held(pipeline))
+
+
+def definitions_held(pipeline: Any) -> list[Any]:
+    """The functions and classes ``pipeline`` holds by reference (the ones that can go stale).
+
+    Definitions its code only names (``encode(x)`` inside a helper) are looked up when called, so
+    they are never stale; they are walked (what *they* hold counts) but not listed. The list can be
+    kept while the pipeline is unchanged and checked after every cell with :func:`stale_among`.
+    """
+    return [obj for obj, by_name in _reachable(pipeline)
+            if not by_name and getattr(_base(obj) if isinstance(obj, type) else obj, "__module__", None) == "__main__"]
+
+
+def stale_among(definitions: list[Any]) -> list[StaleDefinition]:
+    """The stale ones among ``definitions`` (from :func:`definitions_held`), by name."""
     found: dict[tuple[str, str], StaleDefinition] = {}
-    for obj in _reachable(pipeline):
+    for obj in definitions:
         stale = _check(obj)
         if stale is not None:
             found.setdefault((stale.kind, stale.name), stale)
@@ -108,14 +124,15 @@ def _unwrap(value: Any) -> Any:
     return value.fn if isinstance(value, FunctionTransform) else value
 
 
-def _reachable(root: Any) -> Iterator[Any]:
-    """Functions and classes ``root`` reaches, breadth first, within a fixed budget."""
+def _reachable(root: Any) -> Iterator[tuple[Any, bool]]:
+    """``(definition, reached_by_name)`` for the functions and classes ``root`` reaches, within a budget."""
     import torch
 
     from .pipeline import Transform
     from .transform import FunctionTransform
 
     seen: set[int] = set()
+    named: set[int] = set()  # looked up by a global name at call time
     queue = [root]
     while queue and len(seen) < _BUDGET:
         obj = queue.pop(0)
@@ -123,12 +140,14 @@ def _reachable(root: Any) -> Iterator[Any]:
             continue
         seen.add(id(obj))
         if isinstance(obj, types.FunctionType):
-            yield obj
-            queue.extend(_globals_used(obj))
+            yield obj, id(obj) in named
+            used = list(_globals_used(obj))
+            named.update(id(v) for v in used if id(v) not in seen)
+            queue.extend(used)
             queue.extend(c.cell_contents for c in obj.__closure__ or () if _filled(c))
             queue.extend(obj.__defaults__ or ())
         elif isinstance(obj, type):
-            yield obj
+            yield obj, id(obj) in named
             queue.extend(v for v in vars(_base(obj)).values() if isinstance(v, (types.FunctionType, staticmethod,
                                                                                  classmethod, property)))
         elif isinstance(obj, (staticmethod, classmethod)):
