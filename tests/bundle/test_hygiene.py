@@ -20,8 +20,8 @@ from sklearn.datasets import load_wine
 import workbench
 from workbench import transform
 from workbench.bundle import CaptureError
-from workbench.bundle.report import LargeDataWarning
-from workbench.bundle.writer import capture_report
+from workbench.bundle import LargeDataWarning
+from workbench.bundle import capture_report
 
 WINE = load_wine()
 
@@ -204,3 +204,12 @@ def test_a_home_path_held_as_data_is_stored_but_named_loudly(tmp_path, monkeypat
                                              r"directory, as data \(.*closure variable 'config'"):
         out = workbench.save(transform(settings), tmp_path / "b", check=[1])
     assert "alice/vocab.txt" in (out / "source.py").read_text()  # kept: the code may use it
+
+
+def test_info_lists_the_stored_globals(tmp_path):
+    from workbench.bundle.info import render_info
+
+    out = workbench.save(transform(name_of), tmp_path / "b")
+    text, problem = render_info(out, show_source=False)
+    assert problem is None
+    assert re.search(r"stored globals:\n  global\s+type\s+size\s+read by\n  WINE\.\{target_names\}\s+Bunch", text), text

@@ -16,6 +16,8 @@ renaming), :mod:`.capture` (what to write: walking the pipeline, naming, values)
 
 from .errors import BundleError, CaptureError, CheckError, IntegrityError
 from .reader import load
-from .writer import dependency_source, save
+from .report import CaptureReport, HomePathWarning, LargeDataWarning
+from .writer import capture_report, dependency_source, save
 
-__all__ = ["save", "load", "dependency_source", "BundleError", "CaptureError", "IntegrityError", "CheckError"]
+__all__ = ["save", "load", "dependency_source", "capture_report", "CaptureReport", "LargeDataWarning",
+           "HomePathWarning", "BundleError", "CaptureError", "IntegrityError", "CheckError"]

@@ -76,6 +76,11 @@ def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str
     out += ["", "definitions:"]
     for d in manifest.get("definitions", []):
         out.append(f"  {d['name']:<24} {d['kind']:<10} {_origin_text(d.get('origin')) or d.get('module', '')}")
+    if "globals" in manifest:
+        from .report import CaptureReport
+
+        report = CaptureReport.from_json(manifest["globals"])
+        out += ["", "stored globals:"] + ["  " + line for line in report.text().splitlines()]
     out += ["", "requirements:"] + [f"  {r}" for r in manifest.get("requirements", [])]
     if manifest.get("python_requires"):
         out.append(f"  python{manifest['python_requires']}")
