@@ -72,7 +72,11 @@ class _Link:
         if data.get("type") == "refresh":
             self.push(comm, force=True)
             return
-        comm.send(handle_request(data, self.ip))
+        answer = handle_request(data, self.ip)
+        comm.send(answer)
+        if answer.get("type") == "export" and answer.get("ok"):  # a new file: the default export path moves on
+            for other in list(self.comms.values()):
+                self.push(other, force=False)
 
     def post_run_cell(self, result: Any = None) -> None:
         if not self.comms:

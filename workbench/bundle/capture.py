@@ -129,7 +129,7 @@ class Capture(DefinitionsMixin, ObjectsMixin):
         home = os.path.expanduser("~")
         self._home = home.rstrip(os.sep) + os.sep if home not in ("", "/", "~") else None
         self.home_paths: dict[str, str] = {}  # data strings holding a home path -> how the pipeline reaches them
-        self._views: dict[Any, dict[str, Any]] = {}  # ("view", id) -> name, attrs, object
+        self._views: dict[Any, dict[str, Any]] = {}  # ("view", id) -> {"name", "attrs"} of its namespace
         self._tally = _Tally(self)
         self._sizes: dict[Any, list[int]] = {}        # object key -> [weight bytes, data bytes] it added
         self._readers: dict[Any, dict[str, Any]] = {}  # object key -> report entry under construction
@@ -332,11 +332,13 @@ class Capture(DefinitionsMixin, ObjectsMixin):
     def _pattern_expr(self, pattern: re.Pattern, hint: str) -> str:
         """``re.compile(pattern, re.IGNORECASE | ...)``: a compiled regular expression, pattern and flags."""
         module = self.need(re, "re")
-        names = [f"{module}.{flag.name}" for flag in re.RegexFlag
-                 if flag.name and flag.value & pattern.flags and flag.value.bit_count() == 1]
-        covered = sum({flag.value for flag in re.RegexFlag if flag.value & pattern.flags and flag.value.bit_count() == 1})
-        flags = " | ".join(names) if names and covered == pattern.flags else str(pattern.flags)
-        return f"{module}.compile({self.expr(pattern.pattern, hint)}, {flags or 0})"
+        single = {flag.value: flag.name for flag in re.RegexFlag
+                  if flag.name and flag.value.bit_count() == 1 and flag.value & pattern.flags}
+        if single and sum(single) == pattern.flags:
+            flags = " | ".join(f"{module}.{name}" for _, name in sorted(single.items()))
+        else:
+            flags = str(pattern.flags)  # bits without a name of their own: the number says it exactly
+        return f"{module}.compile({self.expr(pattern.pattern, hint)}, {flags})"
 
     def _container_expr(self, obj: Any, hint: str, defining: bool = False) -> str:
         key = ("id", id(obj))
