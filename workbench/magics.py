@@ -11,8 +11,9 @@ The cell's last expression is bound to ``classifier`` in the notebook, registere
 it on one input and prints every step's output summary; ``--save PATH`` writes a bundle (with
 ``--check`` too, the bundle is loaded in a fresh interpreter and must agree on that input).
 ``%wb_deps NAME`` prints the source a bundle of ``NAME`` would contain (and what it would store, by
-size) and ``%wb_save NAME PATH`` saves one, printing what it stored. Each of them also warns when the
-pipeline holds a function or class the notebook has since redefined (:mod:`workbench.staleness`). ``NAME`` is looked up in the registry first, then among the notebook's variables.
+size) and ``%wb_save NAME PATH`` saves one, printing what it stored. Each magic also warns when the
+pipeline holds a function or class the notebook has since redefined (:mod:`workbench.staleness`).
+``NAME`` is looked up in the registry first, then among the notebook's variables.
 """
 
 from __future__ import annotations
@@ -246,8 +247,9 @@ def _save(pipeline: Transform, path: str, *, overwrite: bool, control: str, chec
     from .bundle.writer import export_output
 
     target = os.path.expanduser(path)
-    if export_output(target):  # inside `workbench export`: the export writes this path itself
-        return save(pipeline, target) and None
+    if export_output(target):  # inside `workbench export`, which writes this path itself
+        save(pipeline, target)  # writes nothing and says so
+        return None
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(f"{path} already exists; {control}")
     return save(pipeline, target, overwrite=overwrite, check=check, report=True)
