@@ -18,6 +18,12 @@ dimension, works too). Without it, the ``--check EXPR`` of the ``%%pipeline name
 the pipeline is evaluated again and used as the one example input. The bundle is then loaded in a
 fresh process on those inputs and must reproduce the kernel's outputs (``save(..., check=...)``).
 
+Warnings (``ExportResult.warnings``, also sent to ``progress``): the notebook's saved execution
+counts are not in top-to-bottom order; a cell that uses ``name`` shows a different output in the
+run than in the saved notebook; a cell of the notebook saves to ``out`` — such saves are skipped
+(``EXPORT_OUT_ENV`` is set in the kernel), so only the export writes ``out``, and only its own
+``overwrite`` replaces an existing bundle there.
+
 >>> result = export_notebook("train.ipynb", "classifier", "classifier.wb",
 ...                          progress=print)   # doctest: +SKIP
 [1/4] cell 2: import torch

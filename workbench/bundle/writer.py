@@ -152,7 +152,9 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
 
 def export_output(target: str | os.PathLike[str]) -> bool:
     """Whether ``target`` is the output of a ``workbench export`` running this notebook (see workbench.export)."""
-    guarded = os.environ.get("WORKBENCH_EXPORT_OUT")
+    from ..export import EXPORT_OUT_ENV
+
+    guarded = os.environ.get(EXPORT_OUT_ENV)
     return bool(guarded) and os.path.abspath(target) == os.path.abspath(guarded)
 
 
