@@ -118,7 +118,9 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--check-inputs", metavar="EXPR", default=None,
                         help="a Python expression, evaluated in the kernel, giving the list of check inputs "
                              "(implies --check)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle (and --executed file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing bundle (and --executed file); a save to the same path by the "
+                             "notebook's own cells is skipped during the export, whatever its own flags")
     parser.add_argument("--timeout", metavar="S", type=_positive_float, default=None,
                         help="stop a cell that runs longer than S seconds (default: no limit)")
     parser.add_argument("--executed", metavar="FILE", default=None,
@@ -150,6 +152,9 @@ def _run_export(args: argparse.Namespace) -> int:
         if isinstance(exc, NotebookFailed) and detail:
             print(detail.rstrip(), file=sys.stderr)
         return _fail("export", f"{exc}; nothing was written", EXIT_FAILED)
+    if args.quiet:  # without progress lines the warnings are still worth reading
+        for message in result.warnings:
+            print(f"workbench export: warning: {message}", file=sys.stderr)
     checked = f", checked on {result.checked} input{'s' * (result.checked != 1)}" if result.checked else ""
     if not args.quiet:
         from .bundle import digest
@@ -195,7 +200,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         help="run a bundle on JSON inputs and print its outputs as JSON lines",
         description=_paragraph(
             "Load BUNDLE (this runs its source: use 'workbench info' first for bundles you do not trust) and "
-            "run it on each INPUT, a JSON value, or on each line of a JSON-lines file. Prints one JSON line per "
+            "run it on each INPUT, a JSON value (or raw text with --lines), or on each line of a file. Prints one JSON line per "
             "input on stdout, in order; anything the pipeline prints goes to stderr. Inputs reach the pipeline "
             "as decoded JSON (lists, dicts, numbers, strings), or as tensors/arrays with --as."
         ),
@@ -203,8 +208,10 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
             "outputs: tensors and numpy arrays become nested lists (0-d: a number), tuples lists, named tuples "
             "and dataclasses objects, dicts objects. NaN and infinities, which JSON lacks, are written per "
             "--non-finite: as the strings \"NaN\", \"Infinity\", \"-Infinity\" (default), as null, or refused. "
-            "Inputs may use the literals NaN, Infinity and -Infinity. All inputs are read and checked before "
-            "the bundle runs, and nothing is printed unless every input succeeds."
+            "Inputs may use the literals NaN, Infinity and -Infinity. With --lines, inputs are raw text (one string "
+            "per argument or per line). Each input is read and run on its own: a bad input (not JSON, or one the "
+            "pipeline fails on) is reported on stderr by its number or line and gets no output line, the others "
+            "are still printed, and the exit code is non-zero (1 if the pipeline failed on any, else 2)."
         ) + "\n\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -214,6 +221,9 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", metavar="INPUT", nargs="*", help="a JSON value, e.g. '[1, 2]' or '\"text\"'")
     parser.add_argument("--file", "-f", metavar="F", default=None,
                         help="read inputs from a JSON-lines file, one value per line ('-': stdin)")
+    parser.add_argument("--lines", action="store_true",
+                        help="inputs are raw text, not JSON: each argument, or each line of --file, is one "
+                             "string input (for text models)")
     parser.add_argument("--batch-size", "-b", metavar="N", type=_positive_int, default=None,
                         help="run in batches of N with eval_apply (default: infer_apply, one input at a time)")
     parser.add_argument("--as", dest="as_type", choices=("json", "tensor", "numpy"), default="json",
@@ -246,13 +256,16 @@ class _IntermixedParser(argparse.ArgumentParser):
 def _run_predict(args: argparse.Namespace) -> int:
     import contextlib
 
-    from .predict import (EncodeError, InputError, NamesError, convert_inputs, parse_inputs, predict,
-                          read_json_lines, to_json, with_names)
+    from .predict import EncodeError, InputError, NamesError, converter, decode, read_lines, to_json, with_names
 
     if args.file is not None and args.inputs:
         return _fail("predict", "give inputs either as arguments or with --file, not both", EXIT_USAGE)
     if args.file is None and not args.inputs:
-        return _fail("predict", "no inputs: give JSON values as arguments, or --file F (- for stdin)", EXIT_USAGE)
+        what = "text arguments" if args.lines else "JSON values as arguments"
+        return _fail("predict", f"no inputs: give {what}, or --file F (- for stdin)", EXIT_USAGE)
+    if args.lines and args.as_type != "json":
+        return _fail("predict", "--lines hands each line to the pipeline as a string; it cannot be combined "
+                                "with --as tensor/numpy", EXIT_USAGE)
     from .bundle import BundleError, load
     from .bundle import snapshot as _snapshot
 
@@ -261,12 +274,23 @@ def _run_predict(args: argparse.Namespace) -> int:
     except BundleError as exc:
         return _fail("predict", str(exc), EXIT_BUNDLE)
     try:
-        values = read_json_lines(args.file) if args.file is not None else parse_inputs(args.inputs, where="input")
-        values = convert_inputs(values, args.as_type, args.dtype)
+        entries = read_lines(args.file) if args.file is not None else \
+            [(f"input {i}", text) for i, text in enumerate(args.inputs, 1)]
+        convert = converter(args.as_type, args.dtype)
     except InputError as exc:
         return _fail("predict", str(exc), EXIT_USAGE)
+    # Each input is read on its own: a bad one is reported and the others still run.
+    items: list[tuple[str, Any]] = []
+    bad_inputs = 0
+    for where, text in entries:
+        try:
+            items.append((where, convert(text if args.lines else decode(text, where), where)))
+        except InputError as exc:
+            _fail("predict", str(exc), EXIT_USAGE)
+            bad_inputs += 1
 
     lines: list[str] = []
+    failures = 0
     # stdout carries only the JSON lines: whatever the bundle's code prints goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         try:
@@ -275,7 +299,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             return _fail("predict", str(exc), EXIT_BUNDLE)
         except Exception as exc:
             return _fail("predict", f"loading bundle {args.bundle} failed: {_describe(exc)}", EXIT_FAILED)
-        outputs = predict(pipeline, values, batch_size=args.batch_size)
+        names = None
         if args.names:
             from .annotations import class_names
 
@@ -283,20 +307,22 @@ def _run_predict(args: argparse.Namespace) -> int:
             if names is None:
                 return _fail("predict", f"--names: bundle {args.bundle} has no class names; save it after "
                                         "workbench.annotate(pipeline, class_names=[...])", EXIT_USAGE)
-            outputs = (with_names(output, names, i) for i, output in enumerate(outputs, 1))
-        index = 0
-        try:
-            for index, output in enumerate(outputs, 1):
-                lines.append(to_json(output, args.non_finite))
-        except EncodeError as exc:
-            return _fail("predict", f"the output for input {index} cannot be written as JSON: {exc}", EXIT_FAILED)
-        except NamesError as exc:
-            return _fail("predict", str(exc), EXIT_FAILED)
-        except Exception as exc:
-            where = f"input {index + 1}" if args.batch_size is None else "a batch"
-            return _fail("predict", f"the pipeline failed on {where}: {_describe(exc)}", EXIT_FAILED)
-    if len(lines) != len(values):
-        return _fail("predict", f"the pipeline gave {len(lines)} outputs for {len(values)} inputs", EXIT_FAILED)
+        for group, outputs, error in _predict_groups(pipeline, items, args.batch_size):
+            if error is not None:
+                failures += 1
+                _fail("predict", f"the pipeline failed on {group}: {error}", EXIT_FAILED)
+                continue
+            for where, output in outputs:
+                try:
+                    if names is not None:
+                        output = with_names(output, names, where)
+                    lines.append(to_json(output, args.non_finite))
+                except EncodeError as exc:
+                    failures += 1
+                    _fail("predict", f"the output for {where} cannot be written as JSON: {exc}", EXIT_FAILED)
+                except NamesError as exc:
+                    failures += 1
+                    _fail("predict", str(exc), EXIT_FAILED)
     if lines:
         try:
             sys.stdout.write("\n".join(lines) + "\n")
@@ -304,7 +330,30 @@ def _run_predict(args: argparse.Namespace) -> int:
         except BrokenPipeError:  # `workbench predict ... | head`: the reader has what it wanted
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_OK
+    if failures or bad_inputs:
+        skipped = failures + bad_inputs
+        print(f"workbench predict: {len(lines)} of {len(entries)} inputs gave an output; "
+              f"{skipped} reported above {'has' if skipped == 1 else 'have'} no output line", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_USAGE if bad_inputs else EXIT_OK
+
+
+def _predict_groups(pipeline: Any, items: list[tuple[str, Any]], batch_size: int | None) -> Any:
+    """``(what, [(where, output)], error)`` per input (or per batch of inputs with ``batch_size``)."""
+    from .predict import predict
+
+    size = batch_size or 1
+    for start in range(0, len(items), size):
+        group = items[start:start + size]
+        what = group[0][0] if len(group) == 1 else f"the batch of {group[0][0]} to {group[-1][0]}"
+        try:
+            outputs = list(predict(pipeline, [value for _, value in group], batch_size=batch_size))
+        except Exception as exc:
+            yield what, [], _describe(exc)
+            continue
+        if len(outputs) != len(group):
+            yield what, [], f"it gave {len(outputs)} outputs for {len(group)} inputs"
+            continue
+        yield what, [(where, output) for (where, _), output in zip(group, outputs)], None
 
 
 def _fail(command: str, message: str, code: int) -> int:

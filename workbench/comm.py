@@ -6,7 +6,14 @@ open comm the pipelines in :mod:`workbench.registry`, when they changed since th
     {"type": "pipelines", "pipelines": [
         {"name": "classifier", "root": <describe(pipeline)>, "steps": 5, "params": 36,
          "device": "cpu", "stages": {"preprocess": ["to_tensor"], "forward": ["Linear(...)"],
-                                     "postprocess": ["argmax"]}}]}
+                                     "postprocess": ["argmax"]},
+         "stale": [{"name": "encode", "kind": "function", "defined_in": "cell In[4]",
+                    "redefined_in": "cell In[9]", "message": "..."}],
+         "export_path": "classifier-export.wb"}]}
+
+``stale`` lists the notebook definitions the pipeline holds that were redefined since
+(:mod:`workbench.staleness`); ``export_path`` is a default for the Export dialog that collides
+with no existing file.
 
 The panel may ask, each request carrying a ``request_id`` that the answer repeats:
 
@@ -32,7 +39,7 @@ from . import registry
 from .display import describe
 from .pipeline import Transform
 
-__all__ = ["TARGET", "install", "uninstall", "snapshot", "handle_request"]
+__all__ = ["TARGET", "install", "uninstall", "snapshot", "handle_request", "export_path"]
 
 TARGET = "workbench.pipelines"
 
@@ -65,7 +72,11 @@ class _Link:
         if data.get("type") == "refresh":
             self.push(comm, force=True)
             return
-        comm.send(handle_request(data, self.ip))
+        answer = handle_request(data, self.ip)
+        comm.send(answer)
+        if answer.get("type") == "export" and answer.get("ok"):  # a new file: the default export path moves on
+            for other in list(self.comms.values()):
+                self.push(other, force=False)
 
     def post_run_cell(self, result: Any = None) -> None:
         if not self.comms:
@@ -75,8 +86,8 @@ class _Link:
 
     def push(self, comm: Any, *, force: bool) -> None:
         pipelines = snapshot(fresh=force)
-        # Unchanged since the last message: same pipeline objects, same devices.
-        key = repr((_GENERATION[0], [(p["name"], p["device"]) for p in pipelines]))
+        # Unchanged since the last message: same pipeline objects, devices, stale definitions, export paths.
+        key = repr((_GENERATION[0], [(p["name"], p["device"], p["stale"], p["export_path"]) for p in pipelines]))
         if not force and self.last_sent.get(comm.comm_id) == key:
             return
         self.last_sent[comm.comm_id] = key
@@ -127,7 +138,7 @@ def uninstall(ip: Any) -> None:
 
 # Structure per registered pipeline, kept until the registry changes (or a "refresh" asks afresh):
 # describing a large pipeline after every cell would cost more than the cell tracking itself.
-_STRUCTURE: dict[str, tuple[Transform, dict[str, Any]]] = {}
+_STRUCTURE: dict[str, tuple[Any, ...]] = {}  # name -> (pipeline, structure[, definitions it holds])
 _GENERATION = [0]  # bumped whenever a structure is described anew
 
 
@@ -159,7 +170,26 @@ def _describe_pipeline(name: str, pipeline: Transform) -> dict[str, Any]:
         device = str(pipeline.device)
     except Exception as exc:  # a layer whose parameters cannot be read: say so rather than hide the pipeline
         device = f"unknown ({type(exc).__name__})"
-    return {"name": name, **cached[1], "device": device}
+    from . import tracking
+    from .staleness import definitions_held, stale_among
+
+    if len(cached) == 2:  # the definitions it holds, found once per registration like its structure
+        cached = _STRUCTURE[name] = (*cached, definitions_held(pipeline))
+    stale = stale_among(cached[2]) if tracking.is_active() else []
+    return {"name": name, **cached[1], "device": device,
+            "stale": [s.as_json() for s in stale], "export_path": export_path(name)}
+
+
+def export_path(name: str, directory: str = ".") -> str:
+    """A default path for the panel's Export dialog that no file or bundle uses yet.
+
+    ``NAME-export.wb``, else ``NAME-export-2.wb``... (never ``NAME.wb``, the name a notebook's own
+    ``%wb_save`` cell most likely writes).
+    """
+    candidate, n = f"{name}-export.wb", 2
+    while os.path.exists(os.path.join(directory, candidate)):
+        candidate, n = f"{name}-export-{n}.wb", n + 1
+    return candidate
 
 
 def _structure(pipeline: Transform) -> dict[str, Any]:
@@ -198,9 +228,13 @@ def handle_request(data: dict[str, Any], ip: Any = None) -> dict[str, Any]:
             if not isinstance(path, str) or not path.strip():
                 raise ValueError(f"export of {name!r}: no path given")
             path = os.path.expanduser(path.strip())
+            overwrite = data.get("overwrite", False) is True
+            if os.path.exists(path) and not overwrite:
+                raise FileExistsError(f"{path} already exists; tick \"Replace an existing bundle\" to replace it, "
+                                      "or choose another path")
             from .bundle import save
 
-            saved = save(pipeline, path, overwrite=bool(data.get("overwrite", False)))
+            saved = save(pipeline, path, overwrite=overwrite)
             answer.update(ok=True, name=name, path=str(saved if saved is not None else path))
         else:
             raise ValueError(f"unknown request type {kind!r}; expected 'refresh', 'source' or 'export'")

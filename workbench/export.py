@@ -18,6 +18,12 @@ dimension, works too). Without it, the ``--check EXPR`` of the ``%%pipeline name
 the pipeline is evaluated again and used as the one example input. The bundle is then loaded in a
 fresh process on those inputs and must reproduce the kernel's outputs (``save(..., check=...)``).
 
+Warnings (``ExportResult.warnings``, also sent to ``progress``): the notebook's saved execution
+counts are not in top-to-bottom order; a cell that uses ``name`` shows a different output in the
+run than in the saved notebook; a cell of the notebook saves to ``out`` — such saves are skipped
+(``EXPORT_OUT_ENV`` is set in the kernel), so only the export writes ``out``, and only its own
+``overwrite`` replaces an existing bundle there.
+
 >>> result = export_notebook("train.ipynb", "classifier", "classifier.wb",
 ...                          progress=print)   # doctest: +SKIP
 [1/4] cell 2: import torch
@@ -34,7 +40,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -45,6 +51,8 @@ __all__ = [
     "SaveFailed",
     "ExportResult",
     "export_notebook",
+    "execution_order_warning",
+    "EXPORT_OUT_ENV",
 ]
 
 _RESULT_MARKER = "@@workbench-export-result@@ "
@@ -97,6 +105,7 @@ class ExportResult:
     seconds: float
     checked: int = 0
     executed: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def export_notebook(
@@ -150,9 +159,20 @@ def export_notebook(
 
     code_cells = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and cell.source.strip()]
     say = progress or (lambda line: None)
+    notes: list[str] = []
+
+    def warn(message: str) -> None:
+        notes.append(message)
+        say(f"warning: {message}")
+
+    order = execution_order_warning(nb)
+    if order:
+        warn(order)
+    stored = _shown_outputs(nb, code_cells, name)
     client = _client(nb, notebook, timeout, kernel_name)
     env = dict(os.environ)
     env["JPY_SESSION_NAME"] = str(notebook)
+    env[EXPORT_OUT_ENV] = str(out)  # saves by the notebook's own cells to `out` are skipped
     with tempfile.TemporaryFile(mode="w+b") as kernel_log:
         try:
             result = _run_notebook(client, nb, code_cells, env, kernel_log, name, out, overwrite=overwrite,
@@ -168,6 +188,8 @@ def export_notebook(
             raise PipelineNotFound(result["message"], registered=result["registered"], variables=result["variables"])
         raise SaveFailed(result["message"], error_type=result.get("error_type", ""),
                          traceback=result.get("traceback", ""))
+    for message in _skipped_saves(nb, code_cells) + _output_differences(nb, stored, name):
+        warn(message)
     if executed is not None:
         _write_notebook(nb, executed)
     return ExportResult(
@@ -178,7 +200,91 @@ def export_notebook(
         seconds=time.monotonic() - started,
         checked=result.get("checked", 0),
         executed=executed,
+        warnings=notes,
     )
+
+
+# --- what the saved notebook says about itself ---------------------------------------------------
+
+EXPORT_OUT_ENV = "WORKBENCH_EXPORT_OUT"
+"""Set in the exporting kernel to the export's output path: the notebook's own saves to it are skipped."""
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def execution_order_warning(nb: Any) -> str | None:
+    """A warning when the saved execution counts do not increase from top to bottom, else None.
+
+    The export runs the cells top to bottom; a notebook last run in another order may have built a
+    different pipeline in the author's kernel.
+    """
+    counts = [(i + 1, cell.get("execution_count")) for i, cell in enumerate(nb.cells)
+              if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is not None]
+    swaps = [(a, b) for a, b in zip(counts, counts[1:]) if b[1] <= a[1]]
+    if not swaps:
+        return None
+    shown = ", ".join(f"cell {a[0]} ran as [{a[1]}] but cell {b[0]} below it as [{b[1]}]" for a, b in swaps[:3])
+    more = f" and {len(swaps) - 3} more" if len(swaps) > 3 else ""
+    return (f"the notebook was last run out of order ({shown}{more}); the export runs it top to bottom, so the "
+            "pipeline it saves may differ from the one in the kernel it was saved from")
+
+
+def _output_text(cell: Any) -> str:
+    """What a cell shows: its result's text/plain and what it printed (addresses and colours removed)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind in ("execute_result", "display_data"):
+            text = output.get("data", {}).get("text/plain", "")
+            parts.append(text if isinstance(text, str) else "".join(text))
+        elif kind == "stream" and output.get("name") == "stdout":
+            text = output.get("text", "")
+            parts.append(text if isinstance(text, str) else "".join(text))
+    return _ADDRESS.sub("0x…", _clean("".join(parts))).strip()
+
+
+def _shown_outputs(nb: Any, code_cells: list[int], name: str) -> dict[int, str]:
+    """The stored output of every code cell that uses pipeline ``name`` and shows something."""
+    uses = re.compile(rf"\b{re.escape(name)}\b")
+    shown = {}
+    for index in code_cells:
+        cell = nb.cells[index]
+        if uses.search(cell.source):
+            text = _output_text(cell)
+            if text:
+                shown[index] = text
+    return shown
+
+
+def _output_differences(nb: Any, stored: dict[int, str], name: str) -> list[str]:
+    """A warning for each cell using ``name`` whose output differs between the saved notebook and the run."""
+    out = []
+    for index, before in stored.items():
+        after = _output_text(nb.cells[index])
+        if after != before:
+            out.append(f"cell {index + 1} ({_first_line(nb.cells[index].source)!r}) uses {name!r} and showed "
+                       f"{_short(before)} in the saved notebook but {_short(after)} in the export run: the exported "
+                       "pipeline may not be the one the notebook was saved with")
+    return out
+
+
+def _skipped_saves(nb: Any, code_cells: list[int]) -> list[str]:
+    out = []
+    for index in code_cells:
+        for output in nb.cells[index].get("outputs", []):
+            if output.get("output_type") == "stream" and _SKIPPED_MARK in output.get("text", ""):
+                out.append(f"cell {index + 1} ({_first_line(nb.cells[index].source)!r}) saves to the export's "
+                           "output path; that save was skipped (the export writes the bundle itself)")
+                break
+    return out
+
+
+_SKIPPED_MARK = "is the output of the running `workbench export`"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _run_notebook(client: Any, nb: Any, code_cells: list[int], env: dict[str, str], kernel_log: Any, name: str,
@@ -446,6 +552,7 @@ def _find_and_save(name: str, out: str, *, overwrite: bool, check: bool, check_i
     inputs = _check_inputs(name, namespace, check_inputs) if check else None
     from .bundle import save
 
+    os.environ.pop(EXPORT_OUT_ENV, None)  # from here on it is the export itself that saves
     path = save(pipeline, out, overwrite=overwrite, check=inputs)
     return {"ok": True, "path": str(path), "found_in": found_in, "checked": len(inputs or [])}
 

@@ -10,8 +10,10 @@ The cell's last expression is bound to ``classifier`` in the notebook, registere
 :mod:`workbench.registry` (the JupyterLab side panel lists it) and displayed. ``--check EXPR`` runs
 it on one input and prints every step's output summary; ``--save PATH`` writes a bundle (with
 ``--check`` too, the bundle is loaded in a fresh interpreter and must agree on that input).
-``%wb_deps NAME`` prints the source a bundle of ``NAME`` would contain and ``%wb_save NAME PATH``
-saves one. ``NAME`` is looked up in the registry first, then among the notebook's variables.
+``%wb_deps NAME`` prints the source a bundle of ``NAME`` would contain (and what it would store, by
+size) and ``%wb_save NAME PATH`` saves one, printing what it stored. Each magic also warns when the
+pipeline holds a function or class the notebook has since redefined (:mod:`workbench.staleness`).
+``NAME`` is looked up in the registry first, then among the notebook's variables.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class PipelineMagics(Magics):
         if not name.isidentifier():
             raise UsageError(f"%%pipeline: {name!r} is not a valid Python name")
         if args.save is not None:  # a path that cannot take a bundle fails before the cell runs
-            _check_save_path(f"%%pipeline {name} --save", args.save, args.overwrite)
+            _check_save_path(f"%%pipeline {name} --save", args.save, args.overwrite,
+                             f"add --overwrite to the %%pipeline {name} line")
         shell = self.shell
         transformed = shell.transform_cell(cell)
         filename = tracking._track_block(cell, transformed)
@@ -79,16 +82,19 @@ class PipelineMagics(Magics):
             )
         shell.user_ns[name] = value
         registry.register(name, value)
+        _warn_stale(value, name)
         checked: list[Any] | None = None
         if args.check is not None:
-            item = self._evaluate(args.check, f"%%pipeline {name} --check")
+            item = self._evaluate(args.check, f"%%pipeline {name} --check", _fixed_line(args, name))
             print(summarize(value, item))
             checked = [item]
         if args.save is not None:
             # with --check, the new bundle is also loaded in a fresh interpreter and must agree on the input
-            path = _save(value, args.save, overwrite=args.overwrite, check=checked)
-            print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else "")
-                  + f"; manifest sha256 {_digest(path)}")
+            path = _save(value, args.save, overwrite=args.overwrite, check=checked,
+                         control=f"add --overwrite to the %%pipeline {name} line")
+            if path is not None:
+                print(f"saved {name} to {path}" + (" (checked in a fresh interpreter)" if checked else "")
+                      + f"; manifest sha256 {_digest(path)}")
         return value
 
     @magic_arguments()
@@ -98,9 +104,13 @@ class PipelineMagics(Magics):
         """Print the source a bundle of NAME would contain, each part with the cell it came from."""
         args = _parse(self.wb_deps, line)
         pipeline = resolve(args.name, self.shell.user_ns)
-        from .bundle import dependency_source
+        from .bundle.writer import capture
 
-        print(dependency_source(pipeline))
+        _warn_stale(pipeline, args.name)
+        captured = capture(pipeline)
+        print(captured.source())
+        print("# what a bundle would store besides code (sizes as written):")
+        print("\n".join("# " + line for line in captured.report().text().splitlines()))
 
     @magic_arguments()
     @argument("name", help="a registered pipeline or a notebook variable holding one")
@@ -111,15 +121,50 @@ class PipelineMagics(Magics):
         """Save pipeline NAME as a bundle at PATH."""
         args = _parse(self.wb_save, line)
         pipeline = resolve(args.name, self.shell.user_ns)
-        _check_save_path("%wb_save", args.path, args.overwrite)
-        path = _save(pipeline, args.path, overwrite=args.overwrite)
-        print(f"saved {args.name} to {path}; manifest sha256 {_digest(path)}")
+        _check_save_path("%wb_save", args.path, args.overwrite, "add --overwrite to replace it")
+        _warn_stale(pipeline, args.name)
+        path = _save(pipeline, args.path, overwrite=args.overwrite, control="add --overwrite to replace it")
+        if path is not None:
+            print(f"saved {args.name} to {path}; manifest sha256 {_digest(path)}")
 
-    def _evaluate(self, expr: str, where: str) -> Any:
+    def _evaluate(self, expr: str, where: str, fixed: str) -> Any:
+        """``expr`` evaluated in the notebook; a text that is not an expression gets the quoted command."""
         try:
-            return eval(expr, self.shell.user_global_ns, self.shell.user_ns)
+            code = compile(expr, "<--check>", "eval")
+        except SyntaxError as exc:
+            raise UsageError(
+                f"{where}: {expr!r} is not a Python expression ({exc.msg}). --check takes a Python expression; "
+                f"to pass a string, quote it inside the argument:\n    {fixed}"
+            ) from None
+        try:
+            return eval(code, self.shell.user_global_ns, self.shell.user_ns)
+        except NameError as exc:
+            hint = ""
+            if expr.strip().isidentifier():
+                hint = f"; if you meant the string {expr.strip()!r}, quote it inside the argument:\n    {fixed}"
+            raise UsageError(f"{where}: evaluating {expr!r} failed: NameError: {exc}{hint}") from exc
         except Exception as exc:
             raise UsageError(f"{where}: evaluating {expr!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _fixed_line(args: Any, name: str) -> str:
+    """The ``%%pipeline`` line with ``--check`` given the string it was probably meant to be."""
+    parts = ["%%pipeline", name]
+    if args.save is not None:
+        parts += ["--save", shlex.quote(args.save)]
+    if args.overwrite:
+        parts.append("--overwrite")
+    literal = repr(args.check)
+    quoted = f'"{literal}"' if not any(c in literal for c in '"$`\\!') else shlex.quote(literal)
+    return " ".join(parts + ["--check", quoted])
+
+
+def _warn_stale(pipeline: Transform, name: str) -> None:
+    from .staleness import stale_text
+
+    text = stale_text(pipeline, name)
+    if text:
+        print(text)
 
 
 def _parse(magic: Any, line: str) -> Any:
@@ -196,17 +241,38 @@ def _describe_value(value: Any) -> str:
     return f"{_article(type(value).__name__)} {type(value).__name__} ({text})"
 
 
-def _save(pipeline: Transform, path: str, *, overwrite: bool, check: list[Any] | None = None) -> Any:
+def _save(pipeline: Transform, path: str, *, overwrite: bool, control: str, check: list[Any] | None = None) -> Any:
+    """Save with the capture report printed; an existing bundle is named with this magic's own control.
+
+    None when nothing was written because ``path`` is the output of a running ``workbench export``.
+    """
+    import os
+
     from .bundle import save
+    from .bundle.writer import export_output
 
-    return save(pipeline, path, overwrite=overwrite, check=check)
+    target = os.path.expanduser(path)
+    if export_output(target):  # inside `workbench export`, which writes this path itself
+        save(pipeline, target)  # writes nothing and says so
+        return None
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(f"{path} already exists; {control}")
+    return save(pipeline, target, overwrite=overwrite, check=check, report=True)
 
 
-def _check_save_path(where: str, path: str, overwrite: bool) -> None:
-    from .bundle.writer import check_target
+def _check_save_path(where: str, path: str, overwrite: bool, control: str) -> None:
+    """A one-line error, before anything runs, when ``path`` cannot take a bundle (``control``: how to replace)."""
+    import os
 
+    from .bundle.writer import check_target, export_output
+
+    target = os.path.expanduser(path)
+    if export_output(target):  # inside `workbench export`, which writes this path itself
+        return
+    if os.path.lexists(target) and not overwrite:
+        raise UsageError(f"{where}: {path} already exists; {control}")
     try:
-        check_target(path, overwrite)
+        check_target(target, overwrite)
     except OSError as exc:
         raise UsageError(f"{where}: {exc.strerror}") from None
 

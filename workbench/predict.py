@@ -36,6 +36,9 @@ __all__ = [
     "EncodeError",
     "parse_inputs",
     "read_json_lines",
+    "read_lines",
+    "decode",
+    "converter",
     "convert_inputs",
     "predict",
     "to_jsonable",
@@ -97,6 +100,42 @@ def read_json_lines(path: str | Path, stdin: TextIO | None = None) -> list[Any]:
         raise InputError(f"input file {str(file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+def read_lines(path: str | Path, stdin: TextIO | None = None) -> list[tuple[str, str]]:
+    """``(where, text)`` for each non-blank line of a text file (``"-"``: ``stdin``), newline removed.
+
+    ``where`` names the file and line (``in.txt line 3``) for per-input messages. The texts are not
+    decoded: :func:`decode` them as JSON, or hand them to the pipeline as they are
+    (``workbench predict --lines``).
+    """
+    if str(path) == "-":
+        import sys
+
+        return _numbered(stdin if stdin is not None else sys.stdin, "<stdin>")
+    file = Path(path)
+    if not file.exists():
+        raise InputError(f"input file {str(file)!r} does not exist")
+    if file.is_dir():
+        raise InputError(f"input file {str(file)!r} is a directory")
+    try:
+        with file.open(encoding="utf-8", newline=None) as stream:
+            return _numbered(stream, str(file))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"input file {str(file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _numbered(stream: Iterable[str], name: str) -> list[tuple[str, str]]:
+    return [(f"{name} line {number}", line.rstrip("\r\n")) for number, line in enumerate(stream, 1) if line.strip()]
+
+
+def decode(text: str, where: str) -> Any:
+    """One JSON value; :class:`InputError` naming ``where`` when ``text`` is not exactly one.
+
+    >>> decode('"the striker scored"', "input 1")
+    'the striker scored'
+    """
+    return _decode(text, where)
+
+
 def _decode_lines(stream: Iterable[str], name: str) -> list[Any]:
     values = []
     for number, line in enumerate(stream, 1):
@@ -131,10 +170,23 @@ def convert_inputs(values: list[Any], as_type: str = "json", dtype: str | None =
     >>> convert_inputs([[1, 2]], "numpy", "float32")[0].dtype
     dtype('float32')
     """
+    convert = converter(as_type, dtype)
+    return [convert(value, f"input {i}") for i, value in enumerate(values, 1)]
+
+
+def converter(as_type: str = "json", dtype: str | None = None) -> Any:
+    """``convert(value, where)`` turning one decoded input into what the pipeline receives.
+
+    Bad options raise :class:`InputError` at once; a value that cannot be converted raises it
+    naming ``where``.
+
+    >>> converter("numpy", "int64")([1, 2], "input 1").tolist()
+    [1, 2]
+    """
     if as_type == "json":
         if dtype is not None:
             raise InputError("--dtype needs --as tensor or --as numpy")
-        return values
+        return lambda value, where: value
     if as_type == "tensor":
         import torch
 
@@ -156,13 +208,14 @@ def convert_inputs(values: list[Any], as_type: str = "json", dtype: str | None =
             return numpy.asarray(value, dtype=kind)
     else:
         raise ValueError(f"as_type must be one of {', '.join(AS_TYPE_CHOICES)}, not {as_type!r}")
-    out = []
-    for i, value in enumerate(values, 1):
+
+    def checked(value: Any, where: str) -> Any:
         try:
-            out.append(convert(value))
+            return convert(value)
         except Exception as exc:  # the converters raise TypeError/ValueError/RuntimeError alike
-            raise InputError(f"input {i} cannot be made into a {as_type} ({type(exc).__name__}: {exc})") from None
-    return out
+            raise InputError(f"{where} cannot be made into a {as_type} ({type(exc).__name__}: {exc})") from None
+
+    return checked
 
 
 def predict(pipeline: Any, inputs: Sequence[Any], *, batch_size: int | None = None) -> Iterator[Any]:
@@ -193,7 +246,7 @@ class NamesError(ValueError):
     """An output cannot be given class names (``--names``); the message names the input and the output."""
 
 
-def with_names(output: Any, names: Sequence[str], index: int = 1) -> Any:
+def with_names(output: Any, names: Sequence[str], where: str = "input 1") -> Any:
     """``output`` with class names: a class index becomes its name, one score per class a dict name -> score.
 
     >>> with_names(1, ["neg", "pos"]), with_names([0.2, 0.8], ["neg", "pos"])
@@ -209,7 +262,7 @@ def with_names(output: Any, names: Sequence[str], index: int = 1) -> Any:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         if 0 <= int(value) < len(names):
             return names[int(value)]
-        raise NamesError(f"--names: the output for input {index} is class {int(value)}, but there are "
+        raise NamesError(f"--names: the output for {where} is class {int(value)}, but there are "
                          f"{len(names)} class names")
     if hasattr(value, "tolist"):
         value = value.tolist()
@@ -217,7 +270,7 @@ def with_names(output: Any, names: Sequence[str], index: int = 1) -> Any:
             and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
         return dict(zip(names, value))
     shape = f"a list of {len(value)}" if isinstance(value, (list, tuple)) else type(output).__name__
-    raise NamesError(f"--names: the output for input {index} is {shape}; names apply to a class index or to one "
+    raise NamesError(f"--names: the output for {where} is {shape}; names apply to a class index or to one "
                      f"score per class ({len(names)} classes)")
 
 

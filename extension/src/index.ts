@@ -11,6 +11,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { PanelState, PipelinesPanel } from './panel';
+import { ExportChoice, ExportForm } from './exportform';
 import { COMM_TARGET, PipelineChannel, inspectCode } from './protocol';
 
 const ICON_SVG =
@@ -236,18 +237,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
           await showErrorMessage(`Source of ${name}`, (error as Error).message);
         }
       },
-      exportBundle: async name => {
-        const result = await InputDialog.getText({
+      exportBundle: async (name, defaultPath) => {
+        const result = await showDialog<ExportChoice>({
           title: `Export ${name}`,
-          label: 'Save the bundle to (path relative to the kernel’s working directory)',
-          text: `${name}.wb`,
-          okLabel: 'Export'
+          body: new ExportForm(defaultPath),
+          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Export' })]
         });
         if (!result.button.accept || result.value === null) {
           return;
         }
         try {
-          const path = await requireLink().channel.exportBundle(name, result.value);
+          const path = await requireLink().channel.exportBundle(name, result.value.path, result.value.overwrite);
           await showDialog({
             title: `Exported ${name}`,
             body: `Saved the bundle to ${path}`,

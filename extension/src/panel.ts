@@ -13,7 +13,7 @@ import { PipelineInfo } from './protocol';
 export interface PanelActions {
   inspect(name: string): void;
   source(name: string): void;
-  exportBundle(name: string): void;
+  exportBundle(name: string, defaultPath: string): void;
   refresh(): void;
 }
 
@@ -132,6 +132,16 @@ export class PipelinesPanel extends Widget {
     });
     item.appendChild(head);
 
+    if (info.stale.length) {
+      const stale = doc.createElement('div');
+      stale.className = 'wb-pipeline-stale';
+      stale.setAttribute('role', 'status');
+      const names = info.stale.map(s => s.name).join(', ');
+      stale.textContent = `⚠ holds an old ${names}: redefined since it was built`;
+      stale.title = info.stale.map(s => s.message).join('\n');
+      item.appendChild(stale);
+    }
+
     const actions = doc.createElement('div');
     actions.className = 'wb-pipeline-actions';
     const inspect = button(doc, 'Inspect', `Open the inspector for ${info.name} in a new cell`, 'wb-action-inspect');
@@ -139,7 +149,7 @@ export class PipelinesPanel extends Widget {
     const source = button(doc, 'Source', `Show the source a bundle of ${info.name} would contain`, 'wb-action-source');
     source.addEventListener('click', () => this._actions.source(info.name));
     const exp = button(doc, 'Export…', `Save ${info.name} as a bundle`, 'wb-action-export');
-    exp.addEventListener('click', () => this._actions.exportBundle(info.name));
+    exp.addEventListener('click', () => this._actions.exportBundle(info.name, info.exportPath));
     actions.append(inspect, source, exp);
     item.appendChild(actions);
 

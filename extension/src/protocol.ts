@@ -5,7 +5,7 @@
  *     {type: "pipelines", pipelines: [{name, root, stages, params, device, steps}, ...]}
  * Frontend → kernel, each answered with the same request_id:
  *     {type: "source", name, request_id}        → {type: "source", request_id, ok, text | error}
- *     {type: "export", name, path, request_id}  → {type: "export", request_id, ok, path | error}
+ *     {type: "export", name, path, overwrite, request_id}  → {type: "export", request_id, ok, path | error}
  *
  * `PipelineChannel` holds the last list and the pending requests; it knows nothing of JupyterLab,
  * it only needs a function that sends a message, so it is tested on its own.
@@ -28,12 +28,25 @@ export interface PipelineInfo {
   params: number;
   device: string;
   steps: number;
+  /** Notebook definitions the pipeline holds that the notebook has redefined since. */
+  stale: StaleDefinition[];
+  /** A default path for the Export dialog that no file in the kernel's directory uses yet. */
+  exportPath: string;
+}
+
+/** A function or class the pipeline holds, whose name the notebook has since bound to a new definition. */
+export interface StaleDefinition {
+  name: string;
+  kind: string;
+  definedIn: string;
+  redefinedIn: string;
+  message: string;
 }
 
 export type Request =
   | { type: 'refresh' }
   | { type: 'source'; name: string; request_id: string }
-  | { type: 'export'; name: string; path: string; request_id: string };
+  | { type: 'export'; name: string; path: string; overwrite: boolean; request_id: string };
 
 export type Listener = (pipelines: PipelineInfo[]) => void;
 
@@ -93,12 +106,15 @@ export class PipelineChannel {
     return this._request('source', id => ({ type: 'source', name, request_id: id }));
   }
 
-  /** Save `name` as a bundle at `path` in the kernel's working directory; resolves to the saved path. */
-  exportBundle(name: string, path: string): Promise<string> {
+  /**
+   * Save `name` as a bundle at `path` in the kernel's working directory; resolves to the saved path.
+   * An existing bundle is only replaced with `overwrite`.
+   */
+  exportBundle(name: string, path: string, overwrite = false): Promise<string> {
     if (!path.trim()) {
       return Promise.reject(new KernelRequestError('no path given for the bundle'));
     }
-    return this._request('export', id => ({ type: 'export', name, path, request_id: id }));
+    return this._request('export', id => ({ type: 'export', name, path, overwrite, request_id: id }));
   }
 
   /**
@@ -204,9 +220,26 @@ export function parsePipelines(raw: unknown): PipelineInfo[] {
       },
       params: Number(entry.params ?? entry.root.params ?? 0),
       device: String(entry.device ?? 'cpu'),
-      steps: Number(entry.steps ?? 0)
+      steps: Number(entry.steps ?? 0),
+      stale: parseStale(entry.stale),
+      exportPath: typeof entry.export_path === 'string' && entry.export_path ? entry.export_path : `${entry.name}-export.wb`
     };
   });
+}
+
+function parseStale(raw: unknown): StaleDefinition[] {
+  if (!Array.isArray(raw)) {
+    return [];
+  }
+  return raw
+    .filter(s => typeof s === 'object' && s !== null && typeof s.name === 'string')
+    .map(s => ({
+      name: s.name,
+      kind: String(s.kind ?? 'definition'),
+      definedIn: String(s.defined_in ?? ''),
+      redefinedIn: String(s.redefined_in ?? ''),
+      message: String(s.message ?? `${s.name} was redefined`)
+    }));
 }
 
 function asStrings(x: unknown): string[] {

@@ -9,6 +9,8 @@ function info(name: string): PipelineInfo {
     steps: 5,
     params: 15,
     device: 'cuda:0',
+    stale: [],
+    exportPath: `${name}-export.wb`,
     stages: { preprocess: ['to_tensor', 'flip', 'identity'], forward: ['Linear'], postprocess: ['argmax'] }
   };
 }
@@ -18,7 +20,7 @@ describe('PipelinesPanel', () => {
   const panel = new PipelinesPanel({
     inspect: n => calls.push(`inspect ${n}`),
     source: n => calls.push(`source ${n}`),
-    exportBundle: n => calls.push(`export ${n}`),
+    exportBundle: (n, path) => calls.push(`export ${n} ${path}`),
     refresh: () => calls.push('refresh')
   });
 
@@ -40,7 +42,7 @@ describe('PipelinesPanel', () => {
     items[0].querySelector<HTMLButtonElement>('.wb-action-source')!.click();
     items[0].querySelector<HTMLButtonElement>('.wb-action-export')!.click();
     panel.node.querySelector<HTMLButtonElement>('.wb-refresh')!.click();
-    expect(calls).toEqual(['inspect enc', 'source clf', 'export clf', 'refresh']);
+    expect(calls).toEqual(['inspect enc', 'source clf', 'export clf clf-export.wb', 'refresh']);
   });
 
   it('expands a pipeline to its stages and steps, and keeps it expanded across updates', () => {

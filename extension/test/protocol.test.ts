@@ -48,7 +48,7 @@ describe('PipelineChannel', () => {
     const second = ch.exportBundle('clf', 'out/clf.wb');
     expect(sent).toEqual([
       { type: 'source', name: 'clf', request_id: 'wb-1' },
-      { type: 'export', name: 'clf', path: 'out/clf.wb', request_id: 'wb-2' }
+      { type: 'export', name: 'clf', path: 'out/clf.wb', overwrite: false, request_id: 'wb-2' }
     ]);
     ch.handle({ type: 'export', request_id: 'wb-2', ok: true, path: '/home/u/out/clf.wb' });
     ch.handle({ type: 'source', request_id: 'wb-1', ok: true, text: 'def f(x): ...' });

@@ -33,12 +33,15 @@ def test_cells_are_the_source_and_the_manifest_names_them(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     defs = {d["name"]: d for d in manifest["definitions"]}
     assert defs["scale"]["origin"]["kind"] == "cell"
-    assert defs["scale"]["origin"]["notebook"] == str(notebook)
+    assert defs["scale"]["origin"]["notebook"] == "work.ipynb"  # relative to the notebook's directory
     assert defs["scale"]["origin"]["cell_id"] == "cell-1"
     assert defs["Shift"]["origin"]["cell_id"] == "cell-2"
     source = (out / "source.py").read_text()
     assert "return torch.as_tensor(x) * SCALE" in source and "redefined" not in source
     assert "SCALE = 10.0" in source and "Shift.by = -0.5" in source
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):  # no absolute paths of the author's machine
+        text = path.read_bytes()
+        assert str(tmp_path).encode() not in text and b"ipykernel_" not in text, path.name
 
     pl = workbench.load(out)
     import torch

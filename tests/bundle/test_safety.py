@@ -66,7 +66,7 @@ def test_manifest_records_versions_hashes_and_origins(tmp_path):
     for rel, entry in m["files"].items():
         assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == entry["sha256"]
     shift_def = next(d for d in m["definitions"] if d["name"] == "shift")
-    assert shift_def["origin"]["path"] == __file__
+    assert shift_def["origin"]["path"] == os.path.relpath(__file__)  # relative to the project, not absolute
     assert shift_def["origin"]["line"] == shift.__code__.co_firstlineno
     assert m["structure"]["kind"] == "compose" and len(m["structure"]["children"]) == 5
     reqs = (out / "requirements.txt").read_text()
@@ -212,7 +212,7 @@ def test_info_shows_everything_and_executes_nothing(tmp_path):
     assert not marker.exists()
     text = proc.stdout
     assert "all 3 verified" in text and "Linear(in_features=3, out_features=2, bias=True)" in text
-    assert "def shift(x):" in text and "shift" in text and f"{__file__}:{shift.__code__.co_firstlineno}" in text
+    assert "def shift(x):" in text and "shift" in text and f"{os.path.relpath(__file__)}:{shift.__code__.co_firstlineno}" in text
     assert f"torch=={torch.__version__}" in text
     workbench.load(out)  # loading does run the source: that is what the marker shows
     assert marker.exists()

@@ -89,7 +89,7 @@ def test_non_finite_null_and_error(bundles):
     refused = run_cli("predict", paths["detailed"], "--non-finite", "error", "[1, 1]", "[0, 1]")
     assert refused.returncode == 1
     assert "output for input 2" in refused.stderr and "output['log'][0] is -inf" in refused.stderr
-    assert refused.stdout == ""
+    assert [line["doubled"] for line in _lines(refused.stdout)] == [[2.0, 2.0]]  # input 1 is kept
 
 
 def test_json_lines_file_and_stdin_and_batch_size_agree(bundles, tmp_path):
@@ -114,16 +114,18 @@ def test_as_tensor_with_dtype(bundles):
     assert _lines(result.stdout) == [[(torch.tensor([0.1, 0.2], dtype=torch.float64) * 2).sum().item()]]
 
 
-def test_invalid_json_is_a_usage_error_naming_the_input(bundles, tmp_path):
+def test_invalid_json_is_a_usage_error_naming_the_input_and_the_others_still_run(bundles, tmp_path):
     _, paths, _ = bundles
-    result = run_cli("predict", paths["detailed"], "[1, 2]", "[1, 2")
+    result = run_cli("predict", paths["detailed"], "[1, 2]", "[1, 2", "[2, 2]")
     assert result.returncode == 2
-    assert "input 2 is not valid JSON" in result.stderr and result.stdout == ""
+    assert "input 2 is not valid JSON" in result.stderr
+    assert [line["doubled"] for line in _lines(result.stdout)] == [[2.0, 4.0], [4.0, 4.0]]
+    assert "2 of 3 inputs gave an output" in result.stderr
     file = tmp_path / "bad.jsonl"
     file.write_text("[1, 2]\n[3, 4]\nnot json\n")
     result = run_cli("predict", paths["detailed"], "--file", file)
     assert result.returncode == 2
-    assert "bad.jsonl line 3 is not valid JSON" in result.stderr and result.stdout == ""
+    assert "bad.jsonl line 3 is not valid JSON" in result.stderr and len(_lines(result.stdout)) == 2
 
 
 def test_missing_input_files_and_argument_mistakes_are_usage_errors(bundles, tmp_path):
@@ -136,12 +138,38 @@ def test_missing_input_files_and_argument_mistakes_are_usage_errors(bundles, tmp
     assert bad_size.returncode == 2 and "--batch-size" in bad_size.stderr
 
 
-def test_a_failing_input_names_the_input_and_prints_nothing(bundles):
+def test_a_failing_input_is_named_and_the_good_outputs_are_kept(bundles):
     _, paths, _ = bundles
-    result = run_cli("predict", paths["detailed"], "[1, 2]", "[1, 2, 3]")
-    assert result.returncode == 1
-    assert "input 2" in result.stderr and "ValueError: expected 2 numbers, got shape (3,)" in result.stderr
-    assert result.stdout == ""
+    result = run_cli("predict", paths["detailed"], "[1, 2]", "[1, 2, 3]", "[3, 1]", "not json")
+    assert result.returncode == 1  # the pipeline failed on one: 1 wins over the usage error of input 4
+    assert "failed on input 2" in result.stderr and "ValueError: expected 2 numbers, got shape (3,)" in result.stderr
+    assert "input 4 is not valid JSON" in result.stderr
+    assert [line["doubled"] for line in _lines(result.stdout)] == [[2.0, 4.0], [6.0, 2.0]]
+    batched = run_cli("predict", paths["detailed"], "--batch-size", "2", "[1, 2]", "[1, 2, 3]", "[3, 1]")
+    assert batched.returncode == 1
+    assert "failed on the batch of input 1 to input 2" in batched.stderr
+    assert [line["doubled"] for line in _lines(batched.stdout)] == [[6.0, 2.0]]
+
+
+def test_lines_reads_raw_text_one_input_per_line(tmp_path):
+    from workbench import transform
+
+    topic = transform(str.split) >> transform(lambda words: {"words": len(words), "sport": "striker" in words})
+    bundle = save(topic, tmp_path / "topic.wb")
+    args = run_cli("predict", bundle, "--lines", "the striker scored", "rates rose again")
+    assert args.returncode == 0, args.stderr
+    assert _lines(args.stdout) == [{"words": 3, "sport": True}, {"words": 3, "sport": False}]
+    without = run_cli("predict", bundle, "the striker scored")
+    assert without.returncode == 2 and "input 1 is not valid JSON" in without.stderr
+    file = tmp_path / "news.txt"
+    file.write_text('the striker scored\n\n"quoted" is text too\r\nonly\n')
+    lines = run_cli("predict", bundle, "--lines", "--file", file)
+    assert lines.returncode == 0, lines.stderr
+    assert [x["words"] for x in _lines(lines.stdout)] == [3, 4, 1]
+    piped = run_cli("predict", bundle, "--lines", "--file", "-", input="a b\n")
+    assert _lines(piped.stdout) == [{"words": 2, "sport": False}]
+    mixed = run_cli("predict", bundle, "--lines", "--as", "tensor", "x")
+    assert mixed.returncode == 2 and "--lines" in mixed.stderr
 
 
 def test_a_bundle_that_fails_verification_exits_3_naming_the_file(bundles, tmp_path):

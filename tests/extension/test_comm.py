@@ -144,7 +144,15 @@ def test_refresh_source_and_export_requests(kernel, tmp_path):
     send(kernel, comm_id, {"type": "export", "name": "clf", "path": str(target), "request_id": "r4"})
     answer = wait_for(kernel, comm_id, lambda d: d.get("request_id") == "r4")
     assert answer["ok"] is False and str(target) in answer["error"], answer
+    assert 'tick "Replace an existing bundle"' in answer["error"] and "overwrite=True" not in answer["error"]
     assert sorted(p.name for p in target.rglob("*")) == before
+    # The dialog's checkbox sends overwrite: the bundle is replaced.
+    stamp = (target / "manifest.json").stat().st_mtime_ns
+    send(kernel, comm_id, {"type": "export", "name": "clf", "path": str(target), "overwrite": True,
+                           "request_id": "r4b"})
+    answer = wait_for(kernel, comm_id, lambda d: d.get("request_id") == "r4b")
+    assert answer["ok"] is True, answer
+    assert (target / "manifest.json").stat().st_mtime_ns != stamp
 
     send(kernel, comm_id, {"type": "export", "name": "clf", "path": "  ", "request_id": "r5"})
     answer = wait_for(kernel, comm_id, lambda d: d.get("request_id") == "r5")
@@ -168,3 +176,20 @@ def test_import_workbench_installs_the_comm_and_announces_it(kernel):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_stale_definitions_and_a_free_export_path_are_pushed(kernel, tmp_path):
+    execute(kernel, IMPORTS + f"\nimport os, workbench.comm; workbench.comm.install(get_ipython()); os.chdir({str(tmp_path)!r})")
+    execute(kernel, "def enc(s):\n    return s.split()")
+    execute(kernel, "workbench.registry.register('topic', transform(enc) >> transform(len))")
+    comm_id = open_comm(kernel)
+    first = wait_for(kernel, comm_id, lambda d: d.get("type") == "pipelines")
+    topic = next(p for p in first["pipelines"] if p["name"] == "topic")
+    assert topic["stale"] == [] and topic["export_path"] == "topic-export.wb"
+    pushed = execute(kernel, "def enc(s):\n    return s.lower().split()\n(tmp := __import__('pathlib').Path('topic-export.wb')).mkdir()")
+    ours = [m["content"]["data"] for m in pushed if m["content"].get("comm_id") == comm_id]
+    topic = next(p for p in ours[-1]["pipelines"] if p["name"] == "topic")
+    assert [(s["name"], s["kind"]) for s in topic["stale"]] == [("enc", "function")]
+    assert topic["stale"][0]["defined_in"] != topic["stale"][0]["redefined_in"]
+    assert "redefined in cell In[" in topic["stale"][0]["message"]
+    assert topic["export_path"] == "topic-export-2.wb"  # the default never collides with an existing path

@@ -176,29 +176,84 @@ def test_source_action_shows_the_bundle_source(page):
 
 def test_export_action_saves_a_bundle_and_reports_errors(page, lab):
     panel = open_panel(page)
-    target = lab.root / "clf.wb"
+    target = lab.root / "clf-export.wb"
     assert not target.exists()
     panel.locator('.wb-pipeline[data-name="clf"] .wb-action-export').click()
     dialog = page.locator(".jp-Dialog")
     dialog.wait_for(timeout=TIMEOUT)
-    assert dialog.locator("input").input_value() == "clf.wb"
+    # The default path is the kernel's, free of collisions; replacing is off until ticked.
+    assert dialog.locator("input.wb-export-path").input_value() == "clf-export.wb"
+    assert dialog.locator("input[type=checkbox]").is_checked() is False
+    assert "Replace an existing bundle" in dialog.locator(".wb-export-form").text_content()
+    shot(page, "06-export-dialog")
     dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
     done = page.locator(".jp-Dialog", has_text="Exported clf")
     done.wait_for(timeout=TIMEOUT)
-    assert re.search(r"Saved the bundle to .*clf\.wb", done.text_content())
+    assert re.search(r"Saved the bundle to .*clf-export\.wb", done.text_content())
     assert target.exists()
     shot(page, "06-exported")
     done.locator(".jp-Dialog-button.jp-mod-accept").click()
     done.wait_for(state="detached")
 
-    # The same path again: the kernel refuses, and the panel says why.
+    # Next time the default has moved on; the same path without the checkbox is refused, saying why.
     panel.locator('.wb-pipeline[data-name="clf"] .wb-action-export').click()
-    page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=TIMEOUT)
+    assert dialog.locator("input.wb-export-path").input_value() == "clf-export-2.wb"
+    dialog.locator("input.wb-export-path").fill("clf-export.wb")
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
     failed = page.locator(".jp-Dialog", has_text="Export clf failed")
     failed.wait_for(timeout=TIMEOUT)
-    assert "clf.wb" in failed.locator(".jp-Dialog-body").text_content()
+    body = failed.locator(".jp-Dialog-body").text_content()
+    assert "clf-export.wb already exists" in body and 'tick "Replace an existing bundle"' in body
     shot(page, "07-export-error")
     failed.locator(".jp-Dialog-button").first.click()
+    failed.wait_for(state="detached")
+
+    # Ticked: replaced.
+    stamp = (target / "manifest.json").stat().st_mtime_ns
+    panel.locator('.wb-pipeline[data-name="clf"] .wb-action-export').click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=TIMEOUT)
+    dialog.locator("input.wb-export-path").fill("clf-export.wb")
+    dialog.locator("input[type=checkbox]").check()
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    done = page.locator(".jp-Dialog", has_text="Exported clf")
+    done.wait_for(timeout=TIMEOUT)
+    assert (target / "manifest.json").stat().st_mtime_ns != stamp
+    done.locator(".jp-Dialog-button.jp-mod-accept").click()
+    done.wait_for(state="detached")
+
+
+def test_panel_says_when_a_pipeline_holds_a_redefined_function(page):
+    panel = open_panel(page)
+    run_cell(page, "def encode(s):\n    return s.split()")
+    run_cell(page, 'workbench.registry.register("topic", transform(encode) >> transform(len))')
+    item = panel.locator('.wb-pipeline[data-name="topic"]')
+    item.wait_for(timeout=TIMEOUT)
+    assert item.locator(".wb-pipeline-stale").count() == 0
+    run_cell(page, "def encode(s):\n    return s.lower().split()")
+    stale = item.locator(".wb-pipeline-stale")
+    stale.wait_for(timeout=TIMEOUT)
+    assert stale.text_content() == "⚠ holds an old encode: redefined since it was built"
+    assert re.search(r"function 'encode' from cell In\[\d+\].* was redefined in cell In\[\d+\]",
+                     stale.get_attribute("title"))
+    shot(page, "09-stale")
+    page.set_viewport_size({"width": 900, "height": 800})
+    shot(page, "09-stale-narrow")
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=TIMEOUT)
+    panel.locator('.wb-pipeline[data-name="topic"] .wb-action-export').click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=TIMEOUT)
+    shot(page, "10-dark-stale-and-export-dialog")
+    dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
+    dialog.wait_for(state="detached")
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'", timeout=TIMEOUT)
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    run_cell(page, 'workbench.registry.unregister("topic")')
+    item.wait_for(state="detached", timeout=TIMEOUT)
 
 
 def test_panel_follows_a_kernel_restart(page):

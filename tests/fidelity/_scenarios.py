@@ -469,4 +469,51 @@ SCENARIOS = [
         assert pl([1.0, 2.0])._fields == ("label", "out_1", "total")
         INPUTS = [[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]]
     """),
+    # --- real-world objects held in notebooks (SPEC 14) ---------------------------------------------------
+    _s("sklearn_pipeline_and_dataset_names", """
+        import re
+        import numpy as np
+        from sklearn.datasets import load_wine
+        from sklearn.decomposition import PCA
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from workbench import transform
+        wine = load_wine()
+        clf = make_pipeline(StandardScaler(), PCA(n_components=5, random_state=0),
+                            LogisticRegression(max_iter=1000)).fit(wine.data, wine.target)
+        scaler = StandardScaler().fit(wine.data[:, :3])
+        NAME = re.compile(r"class_(\\d)", re.IGNORECASE)
+        def features(x):
+            return np.asarray(x, dtype=np.float64)[None]
+        def predict(v):
+            return clf.predict_proba(v)[0], scaler.transform(v[:, :3])[0]
+        def describe(out):
+            p, scaled = out
+            name = wine.target_names[int(p.argmax())]
+            return int(NAME.match(name).group(1)), float(p.max()), scaled.round(6).tolist()
+        pl = transform(features) >> transform(predict) >> transform(describe)
+        INPUTS = [list(map(float, wine.data[i])) for i in (0, 70, 150)]
+    """),
+    _s("tiny_bert_from_a_local_vocabulary", """
+        import os
+        os.environ["HF_HUB_OFFLINE"] = "1"  # nothing is downloaded: the vocabulary and weights are made here
+        import torch
+        from transformers import BertConfig, BertModel, BertTokenizerFast
+        from workbench import transform
+        here = os.path.dirname(os.path.abspath(__file__))
+        torch.manual_seed(0)
+        tok = BertTokenizerFast(vocab_file=os.path.join(here, "vocab.txt"))
+        bert = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)).eval()
+        head = torch.nn.Linear(16, 3)
+        def encode(s):
+            return torch.tensor(tok(s)["input_ids"])
+        def classify(ids):
+            with torch.no_grad():
+                return head(bert(input_ids=ids[None]).last_hidden_state[0, 0]).softmax(-1)
+        pl = transform(encode) >> transform(classify)
+        INPUTS = ["the striker scored", "Rates rose", "the bank goal unknownword"]
+    """, files={"vocab.txt": "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "striker", "scored",
+                                        "rates", "rose", "goal", "bank"]) + "\n"}, batch_size=1),
 ]

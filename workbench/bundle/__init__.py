@@ -17,7 +17,8 @@ renaming), :mod:`.capture` (what to write: walking the pipeline, naming, values)
 
 from .errors import BundleError, BundleWarning, CaptureError, CheckError, IntegrityError
 from .reader import load
-from .writer import dependency_source, digest, save
+from .report import CaptureReport, HomePathWarning, LargeDataWarning
+from .writer import capture_report, dependency_source, digest, save
 
-__all__ = ["save", "load", "digest", "dependency_source", "BundleError", "CaptureError", "IntegrityError",
-           "CheckError", "BundleWarning"]
+__all__ = ["save", "load", "digest", "dependency_source", "capture_report", "CaptureReport", "LargeDataWarning",
+           "HomePathWarning", "BundleError", "CaptureError", "IntegrityError", "CheckError", "BundleWarning"]

@@ -29,15 +29,17 @@ True
 from __future__ import annotations
 
 import builtins
+import contextlib
 import enum
 import functools
 import keyword
 import math
+import os
 import re
 import struct
 import sys
 import types
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .codetext import strict_equal as _strict_equal
 from .definitions import _MISSING, DefinitionsMixin, _Definition, _function_of, _label, _where
@@ -45,6 +47,7 @@ from .errors import CaptureError
 from .installed import is_installed_module
 from .layers import LayersMixin
 from .objects import ObjectsMixin, _is_wrapped
+from .report import CaptureReport, GlobalEntry, _Tally
 
 __all__ = ["Capture", "is_installed_module"]
 
@@ -54,6 +57,10 @@ _LARGE_LITERAL = 20_000  # characters of repr above which a container is stored 
 # --- which modules are imported rather than copied ---------------------------------------------------
 
 # --- small helpers ------------------------------------------------------------------------------------
+
+
+class _Step(str):
+    """A pipeline step's title in the capture path (the report names the step that reads a global)."""
 
 
 def _literal_key(obj: Any) -> tuple[str, str] | None:
@@ -96,7 +103,8 @@ def _json_exact(value: Any) -> bool:
 class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
     """Collects the source statements, tensors and data files that rebuild one pipeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, whole: Iterable[int] = ()) -> None:
+        """``whole``: ids of objects to store whole even where the code reads only some attributes."""
         import torch
 
         self._torch = torch
@@ -125,6 +133,14 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         self._path: list[str] = []
         self._global_of: dict[Any, tuple[str, str, dict[str, Any]]] = {}
         self._hooked_layers: list[tuple[Any, str, list[str]]] = []  # hooks are registered once all layers exist
+        self._whole = set(whole)
+        home = os.path.expanduser("~")
+        self._home = home.rstrip(os.sep) + os.sep if home not in ("", "/", "~") else None
+        self.home_paths: dict[str, str] = {}  # data strings holding a home path -> how the pipeline reaches them
+        self._views: dict[Any, dict[str, Any]] = {}  # ("view", id) -> {"name", "attrs"} of its namespace
+        self._tally = _Tally(self)
+        self._sizes: dict[Any, list[int]] = {}        # object key -> [weight bytes, data bytes] it added
+        self._readers: dict[Any, dict[str, Any]] = {}  # object key -> report entry under construction
         self._torch_internal = set(torch.nn.Module().__dict__)
         for name in dir(builtins):
             if not name.startswith("__"):
@@ -228,8 +244,9 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         if _literal_key(obj) is not None:
             bundle_name, new = self._claim(obj, name)
             if new:
-                self.statements.append(self._value_comment(obj, bundle_name)
-                                       + f"{bundle_name} = {self._literal_text(obj, bundle_name)}")
+                with self._measure(("literal-name", bundle_name)):
+                    self.statements.append(self._value_comment(obj, bundle_name)
+                                           + f"{bundle_name} = {self._literal_text(obj, bundle_name)}")
             return bundle_name
         bundle_name, _ = self._claim(obj, name)
         key = self._key(obj)
@@ -244,6 +261,9 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
 
     def _literal_text(self, obj: Any, hint: str) -> str:
         """A literal, or for a very long string, a read of the JSON file it is stored in."""
+        if isinstance(obj, str) and self._home and self._home in obj:
+            self.home_paths.setdefault(obj if len(obj) <= 200 else obj[:197] + "...",
+                                       " -> ".join(p for p in self._path if p))
         if isinstance(obj, str) and len(obj) > _LARGE_LITERAL:
             name = self._artifact(hint)
             self.json_values[name] = obj
@@ -317,12 +337,25 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             return f"{self.expr(obj.__objclass__, hint)}.{obj.__name__}"
         if isinstance(obj, enum.Enum):
             return f"{self.expr(type(obj), hint)}.{obj.name}"
+        if isinstance(obj, re.Pattern):
+            return self._pattern_expr(obj, hint)
         if _is_numpy_scalar(obj):
             if obj.dtype.kind in "biufc" and obj.dtype.itemsize <= 8 * (1 + (obj.dtype.kind == "c")):
                 return f"{self.expr(type(obj), 'numpy_type')}({_scalar_text(obj.item())})"
             # datetime64, longdouble, strings...: their Python value is not exact; a 0-d array is
             return f"{self._array_expr(_numpy().asarray(obj), hint)}[()]"
         return self.need(obj, self._hint(obj, hint))
+
+    def _pattern_expr(self, pattern: re.Pattern, hint: str) -> str:
+        """``re.compile(pattern, re.IGNORECASE | ...)``: a compiled regular expression, pattern and flags."""
+        module = self.need(re, "re")
+        single = {flag.value: flag.name for flag in re.RegexFlag
+                  if flag.name and flag.value.bit_count() == 1 and flag.value & pattern.flags}
+        if single and sum(single) == pattern.flags:
+            flags = " | ".join(f"{module}.{name}" for _, name in sorted(single.items()))
+        else:
+            flags = str(pattern.flags)  # bits without a name of their own: the number says it exactly
+        return f"{module}.compile({self.expr(pattern.pattern, hint)}, {flags})"
 
     def _container_expr(self, obj: Any, hint: str, defining: bool = False) -> str:
         key = ("id", id(obj))
@@ -359,7 +392,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
 
         kind = type(t)
         text: str | None = None
-        self._path.append(t._wb_title())
+        self._path.append(_Step(t._wb_title()))
         try:
             if t is P.batch or t is P.unbatch or t is P.identity:
                 return f"_wb.{t._wb_kind()}"
@@ -442,7 +475,8 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         self._busy.add(key)
         start = len(self.statements)
         try:
-            self._define_inner(obj, name)
+            with self._measure(key):
+                self._define_inner(obj, name)
         finally:
             self._busy.discard(key)
         if not isinstance(obj, (types.FunctionType, type, types.ModuleType)) and start < len(self.statements):
@@ -494,7 +528,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         if isinstance(obj, torch.nn.Module):
             return self._define_layer(obj, name)
         if isinstance(obj, (types.BuiltinFunctionType, types.MethodType, functools.partial, enum.Enum,
-                            types.MethodDescriptorType, slice, range, torch.dtype, torch.device)) \
+                            types.MethodDescriptorType, slice, range, torch.dtype, torch.device, re.Pattern)) \
                 or _is_numpy_scalar(obj):
             self.statements.append(f"{name} = {self.expr_uncached(obj, name)}")
             return None
@@ -527,6 +561,116 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         self.definitions.append(_Definition(name, "value", gname, module,
                                             {"kind": "global", "module": module, "name": gname, **origin}, None))
         return f"# global {gname} of {module} ({type(obj).__name__}), value at save time\n"
+
+    # --- what is stored, by size (the capture report) ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def _measure(self, key: Any) -> Iterator[None]:
+        """Add the bytes collected while the block runs to ``key``'s size (nested definitions included)."""
+        weights, data = self._tally()
+        try:
+            yield
+        finally:
+            after = self._tally()
+            size = self._sizes.setdefault(key, [0, 0])
+            size[0] += after[0] - weights
+            size[1] += after[1] - data
+
+    def _note_reader(self, key: Any, value: Any, gname: str, owner: Any,
+                     attributes: list[str] | None = None) -> None:
+        """Record that ``owner`` (a function or class) reads global ``gname`` for the report."""
+        if isinstance(value, (types.FunctionType, type, types.ModuleType, types.BuiltinFunctionType)):
+            return  # definitions, listed by %wb_deps, not data
+        entry = self._readers.get(key)
+        if entry is None:
+            entry = self._readers[key] = {"name": gname, "type": type(value).__name__, "readers": [],
+                                          "attributes": attributes}
+        step = next((p for p in reversed(self._path) if isinstance(p, _Step)), None)
+        kind = "class" if isinstance(owner, type) else "function"
+        reader = f"{kind} {getattr(owner, '__qualname__', '?').rpartition('<locals>.')[2]}"
+        if step is not None:
+            reader = f"step {str(step)!r} ({reader})"
+        if reader not in entry["readers"]:
+            entry["readers"].append(reader)
+
+    def report(self) -> CaptureReport:
+        """Every global value captured, with its size and readers, largest first."""
+        entries = []
+        for key, info in self._readers.items():
+            weights, data = self._sizes.get(key, (0, 0))
+            attributes = sorted(self._views[key]["attrs"]) if key in self._views else None
+            entries.append(GlobalEntry(info["name"], info["type"], data, weights, list(info["readers"]), attributes))
+        entries.sort(key=lambda e: (-e.size, e.name))
+        return CaptureReport(entries)
+
+    def narrowed_whole(self) -> set[int]:
+        """Ids of objects stored both as attribute views and whole (the save is then redone storing them whole)."""
+        return {key[1] for key in self._views if ("id", key[1]) in self._done}
+
+    # --- only the attributes the code reads ------------------------------------------------------------
+
+    def _narrow(self, value: Any, gname: str, attrs: set[str], owner: Any) -> str | None:
+        """Bind ``gname`` to a namespace holding only ``attrs`` of ``value``; None when that is not exact.
+
+        Exact when every attribute is plain data of the object: an entry of its instance ``__dict__``
+        that no data descriptor of its class shadows, or (for dict subclasses such as scikit-learn's
+        ``Bunch``) a key that attribute access returns as is. Reading such an attribute has no side
+        effect and gives the stored value, so a namespace with the same attributes computes the same.
+        """
+        values = self._plain_attributes(value, attrs)
+        if values is None:
+            return None
+        key = ("view", id(value))
+        view = self._views.get(key)
+        if view is None:
+            name = self._fresh(gname)
+            self._names[name] = key
+            self._keep.append(value)
+            module = self._global_of.get(self._key(value), (gname, "?", {}))[1]
+            self.statements.append(f"# global {gname} of {module} ({type(value).__name__}): only the attributes "
+                                   f"the code reads, values at save time\n"
+                                   f"{name} = {self.need(types, 'types')}.SimpleNamespace()")
+            view = self._views[key] = {"name": name, "attrs": set()}
+            self.definitions.append(_Definition(name, "value", gname, module,
+                                                {"kind": "global", "module": module, "name": gname,
+                                                 "type": type(value).__name__}, None))
+        with self._measure(key):
+            for attr in sorted(attrs - view["attrs"]):
+                view["attrs"].add(attr)
+                self._path.append(f"attribute {attr!r}")
+                try:
+                    self.statements.append(f"{view['name']}.{attr} = {self.expr(values[attr], attr)}")
+                finally:
+                    self._path.pop()
+        self._note_reader(key, value, gname, owner)
+        return view["name"]
+
+    def _plain_attributes(self, value: Any, attrs: set[str]) -> dict[str, Any] | None:
+        from ..pipeline import Transform
+
+        torch = self._torch
+        cls = type(value)
+        if id(value) in self._whole or not attrs or _literal_key(value) is not None \
+                or cls in (list, tuple, dict, set, frozenset) \
+                or isinstance(value, (types.ModuleType, type, types.FunctionType, types.MethodType, Transform,
+                                      torch.nn.Module, torch.Tensor, enum.Enum, re.Pattern)) \
+                or _is_numpy_array(value) or _is_pandas(value) or _is_numpy_scalar(value) \
+                or cls.__getattribute__ not in (object.__getattribute__, dict.__getattribute__):
+            return None
+        state = getattr(value, "__dict__", None)
+        out = {}
+        for attr in attrs:
+            on_class = _class_lookup(cls, attr)
+            if isinstance(state, dict) and attr in state:
+                if on_class is not None and (hasattr(type(on_class), "__set__") or hasattr(type(on_class), "__delete__")):
+                    return None
+                out[attr] = state[attr]
+            elif isinstance(value, dict) and on_class is None and attr in value \
+                    and "__getattr__" in dir(cls) and _safe_getattr(value, attr) is value[attr]:
+                out[attr] = value[attr]
+            else:
+                return None
+        return out
 
     # --- imports -------------------------------------------------------------------------------------------
 
@@ -639,6 +783,13 @@ def _repr_or_empty(obj: Any) -> str:
         return repr(obj)
     except Exception:
         return ""
+
+
+def _safe_getattr(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name)
+    except Exception:
+        return _MISSING
 
 
 def _class_lookup(cls: type, name: str) -> Any:

@@ -28,7 +28,7 @@ from .codetext import (codes as _codes, first_line as _first_line, indent as _in
                        qualname_of as _qualname_of, same_code as _same_code, span_text as _span_text)
 from .installed import is_installed_module
 from .scope import global_names
-from .source import Source, describe_origin, source_for_class, source_for_code
+from .source import Source, describe_origin, portable_origin, source_for_class, source_for_code
 
 __all__ = ["DefinitionsMixin"]
 
@@ -47,7 +47,7 @@ class _Definition:
     def as_json(self) -> dict[str, Any]:
         out = {"name": self.name, "kind": self.kind, "qualname": self.qualname, "module": self.module}
         if self.origin is not None:
-            out["origin"] = dict(self.origin)
+            out["origin"] = portable_origin(self.origin)
             if self.line is not None:
                 out["origin"]["line"] = self.line
         return out
@@ -67,6 +67,19 @@ def _dedent_exact(text: str, width: int, obj: Any, capture: Any) -> str:
 def _file_of(namespace: dict[str, Any]) -> dict[str, Any]:
     filename = namespace.get("__file__")
     return {"path": os.path.abspath(filename)} if isinstance(filename, str) else {}
+
+
+def _attributes_read(gname: str, uses: list[tuple[ast.Name, str]]) -> set[str] | None:
+    """The attributes read from global ``gname`` when every use of it is ``gname.attr`` (a load); else None."""
+    attrs = set()
+    for node, _ in uses:
+        if node.id != gname:
+            continue
+        parent = getattr(node, "_wb_parent", None)
+        if not (isinstance(parent, ast.Attribute) and parent.value is node and isinstance(parent.ctx, ast.Load)):
+            return None
+        attrs.add(parent.attr)
+    return attrs or None
 
 
 def _where(obj: Any) -> str:
@@ -216,7 +229,7 @@ class DefinitionsMixin:
             is_lambda = isinstance(node, ast.Lambda)
             orig_name = code.co_name
             kind = "lambda" if is_lambda else "function"
-            comment = f"# {kind} {fn.__qualname__} from {origin_text}"
+            comment = f"# {kind} {fn.__qualname__} from {describe_origin(source.origin, line, portable=True)}"
             if is_lambda and not freevars:
                 lines = [comment, f"{name} = {text}"]
                 if fn.__qualname__ != "<lambda>":
@@ -288,7 +301,8 @@ class DefinitionsMixin:
             if name != fn.__name__:
                 text = re.sub(rf"^((?:@.*\n)*(?:async\s+)?def\s+){re.escape(fn.__name__)}\b", rf"\g<1>{name}", text,
                               count=1)
-            self.statements.append(f"# decorated function {fn.__qualname__} from {origin_text}\n{text.rstrip()}")
+            where = describe_origin(source.origin, _first_line(node), portable=True)
+            self.statements.append(f"# decorated function {fn.__qualname__} from {where}\n{text.rstrip()}")
             self.definitions.append(_Definition(name, "function", fn.__qualname__, fn.__module__, source.origin,
                                                 _first_line(node)))
         finally:
@@ -338,13 +352,21 @@ class DefinitionsMixin:
             module_name = namespace.get("__name__", "?")
             self._global_of.setdefault(self._key(value), (gname, module_name, _file_of(namespace)))
             try:
-                if isinstance(value, types.ModuleType) and not is_installed_module(value.__name__):
+                attrs = _attributes_read(gname, uses)
+                narrowed = self._narrow(value, gname, attrs, owner) if attrs else None
+                if narrowed is not None:
+                    bundle_name = narrowed
+                elif isinstance(value, types.ModuleType) and not is_installed_module(value.__name__):
                     bundle_name = self.need(value, gname)
                     self._namespace_attrs(value, bundle_name, name_node, owner)
                 elif when == "def":
                     bundle_name = self.need(value, gname)
                 else:
                     bundle_name = self.ref(value, gname)
+                if narrowed is None:
+                    literal = self._literal_key(value)
+                    self._note_reader(("literal-name", bundle_name) if literal else self._key(value),
+                                      value, gname, owner)
             finally:
                 self._path.pop()
             resolved[gname] = bundle_name
@@ -463,7 +485,8 @@ class DefinitionsMixin:
                 text = _dedent_exact(text, node.col_offset, cls, self)
             if name != cls.__name__:
                 text = re.sub(rf"^((?:\s*@.*\n)*\s*class\s+){re.escape(cls.__name__)}\b", rf"\g<1>{name}", text, count=1)
-            lines = [f"# class {cls.__qualname__} from {origin_text}", text.rstrip("\n")]
+            lines = [f"# class {cls.__qualname__} from {describe_origin(source.origin, line, portable=True)}",
+                     text.rstrip("\n")]
             if name != cls.__name__:
                 lines.append(f"{name}.__name__ = {cls.__name__!r}")
             if cls.__qualname__ != (name if name != cls.__name__ else cls.__name__):

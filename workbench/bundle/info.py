@@ -117,6 +117,14 @@ def render_info(path: str | Path, *, show_source: bool = True) -> tuple[str, str
     for d in manifest.get("definitions", []):
         out.append(f"  {d.get('name', '?'):<24} {d.get('kind', '?'):<10} "
                    f"{_origin_text(d.get('origin')) or d.get('module', '')}")
+    if "globals" in manifest:
+        from .report import CaptureReport
+
+        try:
+            report = CaptureReport.from_json(manifest["globals"]).text()
+        except (TypeError, ValueError, KeyError, AttributeError):
+            report = "(unreadable)"
+        out += ["", "stored globals:"] + ["  " + line for line in report.splitlines()]
     out += ["", "requirements:"] + [f"  {r}" for r in manifest.get("requirements", [])]
     if manifest.get("python_requires"):
         out.append(f"  python{manifest['python_requires']}")

@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Source", "source_for_code", "source_for_class", "describe_origin"]
+__all__ = ["Source", "source_for_code", "source_for_class", "describe_origin", "portable_path", "portable_origin",
+           "project_dir"]
 
 
 @dataclass
@@ -136,16 +137,90 @@ def _lookup(filename: str) -> Source | None:
     return None
 
 
-def describe_origin(origin: dict[str, Any], line: int | None = None) -> str:
-    """``/path/script.py:12`` or ``notebook.ipynb cell [3] (id abc), line 2`` for messages and comments."""
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def project_dir() -> str:
+    """The directory origins are written relative to: the notebook's (when the kernel knows it), else the cwd."""
+    notebook = None
+    tracking = _tracking()
+    if tracking is not None:
+        recorded = tracking.cells()
+        notebook = recorded[-1].notebook if recorded else None
+    if notebook and os.path.isabs(notebook):
+        return os.path.dirname(notebook)
+    return os.getcwd()
+
+
+def _project_root(base: str) -> str:
+    """The nearest ancestor of ``base`` that looks like a project (pyproject.toml, setup.py, .git...)."""
+    current = base
+    home = os.path.expanduser("~")
+    while True:
+        if any(os.path.exists(os.path.join(current, m)) for m in _PROJECT_MARKERS):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current or current == home:
+            return base
+        current = parent
+
+
+def portable_path(path: str, base: str | None = None) -> str:
+    """``path`` as a bundle may record it: relative to the project, never an absolute home path.
+
+    Inside the notebook's (or working) directory, or the project around it: a relative path
+    (``helpers.py``, ``../src/text.py``). Elsewhere under the home directory: ``~/...``. Other
+    absolute paths (system locations, not personal) are kept.
+
+    >>> portable_path(os.path.join(os.getcwd(), "helpers.py"))
+    'helpers.py'
+    >>> portable_path(os.path.expanduser("~/elsewhere/x.py"), base="/srv/project").startswith("~")
+    True
+    """
+    if not os.path.isabs(path):
+        return path
+    base = base or project_dir()
+    path = os.path.normpath(path)
+    for root in (base, _project_root(base)):
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return os.path.relpath(path, base)
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and path.startswith(home.rstrip(os.sep) + os.sep):
+        return "~" + os.sep + os.path.relpath(path, home)
+    return path
+
+
+def portable_origin(origin: dict[str, Any]) -> dict[str, Any]:
+    """An origin as written into a bundle: paths made portable, the kernel's temporary cell file left out."""
+    out = dict(origin)
+    for key in ("path", "notebook"):
+        if isinstance(out.get(key), str):
+            out[key] = portable_path(out[key])
+    if out.get("kind") == "cell":
+        out.pop("filename", None)
+    return out
+
+
+def describe_origin(origin: dict[str, Any], line: int | None = None, *, portable: bool = False) -> str:
+    """``/path/script.py:12`` or ``notebook.ipynb cell [3] (id abc), line 2`` for messages and comments.
+
+    ``portable=True`` (for text written into a bundle) gives paths as :func:`portable_path` does.
+    """
+    def shown(path: str) -> str:
+        return portable_path(path) if portable else path
+
     if origin.get("kind") == "file":
-        return f"{origin['path']}:{line}" if line else origin["path"]
+        path = shown(origin["path"])
+        return f"{path}:{line}" if line else path
     if origin.get("kind") == "cell":
-        parts = [origin.get("notebook") or "notebook"]
+        parts = [shown(origin["notebook"]) if origin.get("notebook") else "notebook"]
         if origin.get("execution_count") is not None:
             parts.append(f"cell [{origin['execution_count']}]")
+        elif origin.get("filename"):
+            filename = origin["filename"]  # the kernel's temporary file for the cell: only its name is portable
+            parts.append(f"cell {os.path.basename(filename) if portable else filename}")
         else:
-            parts.append(f"cell {origin.get('filename')}")
+            parts.append("cell")
         if origin.get("cell_id"):
             parts.append(f"(id {origin['cell_id']})")
         text = " ".join(parts)

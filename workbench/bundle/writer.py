@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,9 +27,11 @@ from . import placing
 from . import snapshot as _snapshot
 from .artifacts import write_all
 from .capture import Capture
-from .errors import BundleError, CheckError
+from .errors import BundleError, CaptureError, CheckError
+from .report import MAX_DATA_BYTES, CaptureReport, HomePathWarning, LargeDataWarning, format_bytes
 
-__all__ = ["save", "dependency_source", "capture", "check_target", "is_bundle"]
+__all__ = ["save", "dependency_source", "digest", "capture", "capture_report", "export_output", "check_target",
+           "is_bundle"]
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -67,14 +70,46 @@ def check_target(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
 
 def capture(pipeline: Any) -> Capture:
-    """Capture ``pipeline`` (raises :class:`CaptureError` naming what cannot be saved)."""
+    """Capture ``pipeline`` (raises :class:`CaptureError` naming what cannot be saved).
+
+    Where the code reads only some attributes of a global object, only those are stored; if the
+    same object is also needed whole elsewhere, the capture is redone storing it whole everywhere
+    (one object, as in the live pipeline).
+    """
     from ..pipeline import Transform
 
     if not isinstance(pipeline, Transform):
         raise TypeError(f"save() needs a workbench pipeline or transform; got {type(pipeline).__name__}")
-    cap = Capture()
-    cap.capture(pipeline)
-    return cap
+    whole: set[int] = set()
+    while True:
+        cap = Capture(whole)
+        cap.capture(pipeline)
+        both = cap.narrowed_whole()
+        if not both - whole:
+            return cap
+        whole |= both
+
+
+def capture_report(pipeline: Any) -> CaptureReport:
+    """What a bundle of ``pipeline`` would store besides code: each global value, its size and readers.
+
+    >>> print(capture_report(pl).text())  # doctest: +SKIP
+    global             type   size    read by
+    wine.{target_names}  Bunch  180 B   step 'lambda i: wine.target_names[i]' (function <lambda>)
+    """
+    return capture(pipeline).report()
+
+
+def _check_sizes(report: CaptureReport, max_data_bytes: int | None, strict: bool) -> None:
+    if max_data_bytes is None:
+        return
+    for entry in report.large(max_data_bytes):
+        message = (f"{entry.describe()} adds {format_bytes(entry.data_bytes)} of data to the bundle, above "
+                   f"max_data_bytes={max_data_bytes:,}; if the pipeline does not need all of it, make the code "
+                   "read only what it needs (e.g. `names = data.target_names` as its own global)")
+        if strict:
+            raise CaptureError(message + " (strict=True refuses; raise max_data_bytes to allow it)")
+        warnings.warn(message, LargeDataWarning, stacklevel=3)
 
 
 def dependency_source(pipeline: Any) -> str:
@@ -86,7 +121,8 @@ def dependency_source(pipeline: Any) -> str:
 
 
 def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
-         check: Iterable[Any] | None = None) -> Path:
+         check: Iterable[Any] | None = None, max_data_bytes: int | None = MAX_DATA_BYTES,
+         strict: bool = False, report: bool = False) -> Path:
     """Save ``pipeline`` as a bundle directory at ``path`` and return the path.
 
     ``overwrite=True`` replaces an existing bundle (atomically: the path holds the old bundle until
@@ -96,7 +132,17 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     Leftovers of earlier saves to ``path`` that were killed are removed first (a ``BundleWarning``
     says what was removed). The sha256 of the new manifest, which pins every file, is
     ``workbench.bundle.digest(path)``; ``workbench info`` prints it too.
+
+    Every global value the pipeline's code reads is listed in the manifest (``"globals"``: name,
+    type, size, the step that reads it; see :func:`capture_report`), and ``report=True`` prints that
+    table. A global adding more than ``max_data_bytes`` of data (default 10 MB; ``None``: no limit)
+    gives a :class:`LargeDataWarning` naming it, the step that reads it and its size; with
+    ``strict=True`` saving refuses instead (:class:`CaptureError`) and writes nothing.
     """
+    if export_output(path):
+        print(f"workbench: not saved: {path} is the output of the running `workbench export`, which saves it "
+              "itself at the end (replacing an existing bundle only with its own --overwrite)", file=sys.stderr)
+        return Path(path)
     placing.clean_leftovers(Path(path), is_bundle)  # first: it may put back a bundle a killed save displaced
     target = check_target(path, overwrite)
     inputs = list(check) if check is not None else None
@@ -107,6 +153,11 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
         expected = [infer_apply(pipeline, x) for x in inputs]
     cap = capture(pipeline)
     source = cap.source()
+    stored = cap.report()
+    _check_sizes(stored, max_data_bytes, strict)
+    for text, where in cap.home_paths.items():
+        warnings.warn(f"the bundle stores the text {text!r}, a path in your home directory, as data ({where}); "
+                      "anyone you share the bundle with will see it", HomePathWarning, stacklevel=2)
     from ..display import describe
 
     structure = describe(pipeline)
@@ -124,6 +175,7 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
             data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.definitions],
                                    requirement_lines=reqs)
             data["python_requires"] = f"=={python}.*"
+            data["globals"] = stored.as_json()
             if pipeline.annotations:
                 from ..annotations import to_json
 
@@ -140,6 +192,8 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
             raise OSError(exc.errno, f"{exc.strerror} while writing bundle {target}; nothing was written "
                                      "(an existing bundle there is unchanged)", exc.filename) from exc
         raise
+    if report:
+        print(stored.text())
     return target
 
 
@@ -150,6 +204,14 @@ def digest(path: str | os.PathLike[str]) -> str:
     '3f0c9a...'
     """
     return _snapshot.read(path, verify=False).digest
+
+
+def export_output(target: str | os.PathLike[str]) -> bool:
+    """Whether ``target`` is the output of a ``workbench export`` running this notebook (see workbench.export)."""
+    from ..export import EXPORT_OUT_ENV
+
+    guarded = os.environ.get(EXPORT_OUT_ENV)
+    return bool(guarded) and os.path.abspath(target) == os.path.abspath(guarded)
 
 
 def _data_modules(cap: Capture) -> set[str]:
