@@ -137,6 +137,8 @@ class Service:
             with contextlib.redirect_stdout(sys.stderr):
                 self.pipeline = load(self.bundle)
         self.runner = BatchRunner(self.pipeline)
+        if not self.runner.batchable:
+            self.batcher.max_batch = 1  # all forward stage: each input runs alone, through infer_apply
         self._info = self._build_info()
         warmup = self._convert(self.settings.warmup) if self.settings.warmup else []
         for i, x in enumerate(warmup, 1):
