@@ -204,7 +204,8 @@ class Service:
 
     async def predict(self, request: Request) -> Response:
         started = time.perf_counter()
-        response = await self._predict(request)
+        with self.metrics.in_progress.track_inprogress():
+            response = await self._predict(request)
         self.metrics.latency.observe(time.perf_counter() - started)
         self.metrics.requests.labels(endpoint="/predict", status=str(response.status_code)).inc()
         return response

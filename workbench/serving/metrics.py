@@ -41,6 +41,8 @@ class Metrics:
                                     buckets=_BATCH_BUCKETS, registry=registry)
         self.queue_depth = Gauge("workbench_queue_depth", "Inputs waiting for a batch",
                                  registry=registry, multiprocess_mode="livesum")
+        self.in_progress = Gauge("workbench_requests_in_progress", "/predict requests received and not yet answered",
+                                 registry=registry, multiprocess_mode="livesum")
         self.latency = Histogram("workbench_request_seconds", "Time from receiving a /predict request to answering it",
                                  buckets=_LATENCY_BUCKETS, registry=registry)
         self.batch_seconds = Histogram("workbench_batch_seconds", "Time to run one batch (all three stages)",
