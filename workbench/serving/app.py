@@ -112,7 +112,7 @@ class Service:
         self.loaded = threading.Event()
         self.batcher = Batcher(self._run, max_batch=settings.max_batch, max_wait_s=settings.max_wait_ms / 1000,
                                queue_limit=settings.queue, on_batch=self._batch_done,
-                               on_depth=self.metrics.queue_depth.set)
+                               on_depth=self.metrics.queue_depth.set, initializer=_torch_threads_like_this_one())
         self._info: dict[str, Any] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -312,6 +312,23 @@ class Service:
             batching["mode"] = "dynamic"
         info["serving"] = batching
         return info
+
+
+def _torch_threads_like_this_one() -> Callable[[], None]:
+    """An initializer giving a new thread this thread's torch thread count.
+
+    A new thread's OpenMP pool starts at the default size whatever ``torch.set_num_threads`` said
+    in the thread that set it (``torch.get_num_threads()`` still reports the setting); on a busy
+    machine the surplus threads make each call many times slower. Setting it again in the thread fixes it.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+
+    def adopt() -> None:
+        torch.set_num_threads(threads)
+
+    return adopt
 
 
 def build_app(service: Service) -> Starlette:

@@ -39,20 +39,23 @@ class _Pending:
 class Batcher:
     """Queues inputs and runs them in batches through ``run`` (a list of inputs -> a list of results).
 
-    ``on_batch(size, seconds)`` and ``on_depth(depth)`` report to the metrics. Start with
+    ``on_batch(size, seconds)`` and ``on_depth(depth)`` report to the metrics; ``initializer`` runs
+    first on the pipeline thread. Start with
     :meth:`start` inside the running event loop; :meth:`stop` waits for the batch in progress.
     """
 
     def __init__(self, run: Callable[[list[Any]], list[Any]], *, max_batch: int, max_wait_s: float,
                  queue_limit: int, on_batch: Callable[[int, float], None] | None = None,
-                 on_depth: Callable[[int], None] | None = None):
+                 on_depth: Callable[[int], None] | None = None,
+                 initializer: Callable[[], None] | None = None):
         self.run, self.max_batch, self.max_wait_s, self.queue_limit = run, max_batch, max_wait_s, queue_limit
         self._on_batch, self._on_depth = on_batch, on_depth
         self._queue: collections.deque[_Pending] = collections.deque()
         self._arrival: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_size = 1
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-pipeline")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-pipeline",
+                                           initializer=initializer)
 
     @property
     def depth(self) -> int:

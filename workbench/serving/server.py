@@ -102,7 +102,7 @@ def _run_workers(bundle: str | os.PathLike[str], settings: Settings, *, host: st
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
         config = uvicorn.Config("workbench.serving.server:_worker_app", factory=True, host=host, port=port,
                                 workers=workers, log_level=log_level, timeout_graceful_shutdown=grace,
-                                lifespan="on")
+                                lifespan="on", timeout_worker_healthcheck=120)  # importing torch can be slow
         previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             from uvicorn.supervisors import Multiprocess
