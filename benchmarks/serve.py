@@ -2,8 +2,9 @@
 
 Every server runs in its own process on 127.0.0.1 and serves the same model with the same weights
 (one torch thread in every process and thread: ``OMP_NUM_THREADS=1``); closed-loop clients (each sends a request, waits for the answer,
-sends the next) run for a fixed time at 1, 8 and 32 concurrent clients. Reported per server:
-requests per second, and the 50th and 99th percentile latency. The servers:
+sends the next) run for a fixed time at 1, 8 and 32 concurrent clients; the servers take turns,
+in several rounds. Reported per server: requests per second (the median over rounds), and the
+50th and 99th percentile latency (over all rounds). The servers:
 
 - ``workbench``: ``workbench serve BUNDLE --max-batch 32 --max-wait-ms 5 --threads 1`` (dynamic batching);
   also with ``--workers 2`` (one thread each).
@@ -16,7 +17,7 @@ gain little from batching) and an MLP 512 -> 2048 -> 2048 -> 10 with GELU (batch
 answers the predicted class; the answers of all servers are checked equal on the same inputs
 before timing.
 
-    python benchmarks/serve.py                      # about 8 minutes
+    python benchmarks/serve.py                      # about 10 minutes
     python benchmarks/serve.py --seconds 2 --clients 1 8 --models mlp
 
 The clients share the machine's cores with the server under test; figures are comparable within
@@ -131,15 +132,31 @@ def run_fastapi(name: str, port: int) -> None:
 def run_litserve(name: str, port: int) -> None:
     import litserve as ls
 
-    shape = MODELS[name][1]
+    api = LitModelAPI(name, max_batch_size=MAX_BATCH, batch_timeout=MAX_WAIT_S)
+    server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=30)
+    server.run(host="127.0.0.1", port=port, log_level="warning", generate_client_file=False)
 
-    class API(ls.LitAPI):
+
+try:  # LitServe pickles the API into its inference process: the class must be importable by name
+    import litserve as _litserve
+except ImportError:  # pragma: no cover
+    _litserve = None
+
+if _litserve is not None:
+    class LitModelAPI(_litserve.LitAPI):
+        """The model behind LitServe's batching: ``predict`` gets the stacked batch."""
+
+        def __init__(self, name: str, **options: Any):
+            super().__init__(**options)
+            self.name = name
+
         def setup(self, device: str) -> None:
             torch.set_num_threads(1)
-            self.model = build_model(name)
+            self.model = build_model(self.name)
+            self.shape = MODELS[self.name][1]
 
-        def decode_request(self, request: Any) -> torch.Tensor:
-            return torch.tensor(request["input"], dtype=torch.float32).reshape(*shape)
+        def decode_request(self, request: dict) -> torch.Tensor:
+            return torch.tensor(request["input"], dtype=torch.float32).reshape(*self.shape)
 
         def predict(self, x: torch.Tensor) -> Any:
             with torch.inference_mode():
@@ -147,10 +164,6 @@ def run_litserve(name: str, port: int) -> None:
 
         def encode_response(self, output: Any) -> dict[str, int]:
             return {"output": int(output)}
-
-    api = API(max_batch_size=MAX_BATCH, batch_timeout=MAX_WAIT_S)
-    server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=30)
-    server.run(host="127.0.0.1", port=port, log_level="warning", generate_client_file=False)
 
 
 # --- clients -----------------------------------------------------------------------------------------
@@ -268,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured time per point (default 4)")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured time before each point (default 1)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns per server and point; the median is kept")
     parser.add_argument("--only", nargs="+", default=None, help="run only these servers (by name prefix)")
     args = parser.parse_args(argv)
     if max(args.clients) > 64 or args.seconds > 60:
@@ -279,31 +293,42 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models:
             bundle = save(pipeline(name), Path(work) / f"{name}.wb")
             inputs = example_inputs(name, 256)
-            reference = None
-            for kind, command, body in servers(name, bundle):
-                if args.only and not any(kind.startswith(o) for o in args.only):
-                    continue
-                port = free_port()
-                command = [*command, "--port", str(port)] if kind.startswith("workbench") else [*command, str(port)]
-                server = Running(kind, command, port, body)
-                try:
+            running: list[Running] = []
+            try:
+                for kind, command, body in servers(name, bundle):
+                    if args.only and not any(kind.startswith(o) for o in args.only):
+                        continue
+                    port = free_port()
+                    tail = ["--port", str(port)] if kind.startswith("workbench") else [str(port)]
+                    running.append(Running(kind, [*command, *tail], port, body))
+                reference = None
+                for server in running:
                     server.wait_until_answering(inputs[0])
-                    got = answers(server.url, [body(x) for x in inputs[:16]])
+                    got = answers(server.url, [server.body(x) for x in inputs[:16]])
                     if reference is None:
                         reference = got
                     elif got != reference:
-                        raise RuntimeError(f"{kind} answers {got}, the first server answered {reference}")
-                    bodies = [body(x) for x in inputs]
-                    for clients in args.clients:
-                        count, latencies, failures = asyncio.run(
-                            closed_loop(server.url, bodies, clients, args.seconds, args.warmup))
-                        row = (name, kind, clients, count / args.seconds, 1000 * percentile(latencies, 50),
+                        raise RuntimeError(f"{server.kind} answers {got}, {running[0].kind} answered {reference}")
+                for clients in args.clients:
+                    # Servers take turns, round after round, so that drifting machine load hits them alike.
+                    measured: dict[str, list[tuple[float, list[float], int]]] = {s.kind: [] for s in running}
+                    for _ in range(args.rounds):
+                        for server in running:
+                            bodies = [server.body(x) for x in inputs]
+                            count, latencies, failures = asyncio.run(
+                                closed_loop(server.url, bodies, clients, args.seconds, args.warmup))
+                            measured[server.kind].append((count / args.seconds, latencies, failures))
+                    for kind, runs in measured.items():
+                        rate = statistics.median(r for r, _, _ in runs)
+                        latencies = [v for _, lat, _ in runs for v in lat]
+                        failures = sum(f for _, _, f in runs)
+                        row = (name, kind, clients, rate, 1000 * percentile(latencies, 50),
                                1000 * percentile(latencies, 99), failures)
                         rows.append(row)
-                        print(f"{name:4} {kind:22} {clients:3} clients  {row[3]:8.1f} req/s  "
-                              f"p50 {row[4]:7.2f} ms  p99 {row[5]:7.2f} ms" + (f"  {failures} failed" if failures else ""),
-                              flush=True)
-                finally:
+                        print(f"{name:4} {kind:22} {clients:3} clients  {rate:8.1f} req/s  p50 {row[4]:7.2f} ms  "
+                              f"p99 {row[5]:7.2f} ms" + (f"  {failures} failed" if failures else ""), flush=True)
+            finally:
+                for server in running:
                     server.stop()
     print()
     print("| model | server | clients | req/s | p50 ms | p99 ms |")
