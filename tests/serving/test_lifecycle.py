@@ -79,3 +79,37 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(bundles):
             httpx.get(served.url + "/health", timeout=2)
     finally:
         served.stop(signal.SIGKILL)
+
+
+def test_two_workers_share_the_port_sum_their_metrics_and_drain(bundles, pipelines):
+    import asyncio
+
+    import torch
+
+    from .test_http import _post_all
+
+    served = Served(bundles["scorer"], "--workers", "2", "--threads", "1", "--log-level", "warning",
+                    ready_within=240)
+    try:
+        deadline = time.monotonic() + 240
+        x = [0.5] * 16
+        while sum(httpx.post(served.url + "/predict", json=x).status_code == 200 for _ in range(6)) < 6:
+            assert time.monotonic() < deadline, "the second worker did not load"  # answers 503 while loading
+            time.sleep(0.5)
+        before = _items(served.url)
+        xs = torch.randn(24, 16, generator=torch.Generator().manual_seed(4)).tolist()
+        responses = asyncio.run(_post_all(served.url, xs, clients=8))
+        assert [r.status_code for r in responses] == [200] * len(xs)
+        assert [r.json()["output"]["label"] for r in responses] == [int(pipelines.scorer.infer_apply(v)["label"]) for v in xs]
+        assert _items(served.url) - before == len(xs)  # whichever worker answers /metrics counts both
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(60) == 0, served.output()
+    finally:
+        served.stop(signal.SIGKILL)
+
+
+def _items(url: str) -> float:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("workbench_items_total "):
+            return float(line.split()[-1])
+    raise AssertionError("no workbench_items_total in /metrics")
