@@ -83,3 +83,27 @@ def test_a_pipeline_without_batch_is_served_per_request(pipelines, bundles):
 def test_a_warmup_that_fails_stops_the_notebook_server(pipelines):
     with pytest.raises(workbench.serving.server.LoadFailed, match="warm-up input 1 failed.*to_tensor"):
         workbench.serve(pipelines.scorer, warmup=["text"])
+
+
+def test_tensor_inputs_and_outputs_without_a_json_form(pipelines):
+    as_set = workbench.transform(lambda t: {float(t.sum())})
+    pipeline = workbench.transform(lambda t: t * 2) >> workbench.batch >> workbench.transform(lambda b: b + 1) \
+        >> workbench.unbatch
+    with workbench.serve(pipeline, as_type="tensor", dtype="float64") as server:
+        answer = httpx.post(server.url + "/predict", json=[1.0, 2.5])
+        ragged = httpx.post(server.url + "/predict", json=[[1.0], [2.0, 3.0]])
+    assert answer.json() == {"output": [3.0, 6.0]}
+    assert ragged.status_code == 422 and "input 1 cannot be made into a tensor" in ragged.json()["error"]
+    with workbench.serve(pipeline >> as_set, as_type="tensor") as server:
+        unencodable = httpx.post(server.url + "/predict", json=[1.0])
+    assert unencodable.status_code == 500 and "output is a set" in unencodable.json()["error"]
+
+
+def test_importing_workbench_does_not_import_the_server_stack():
+    import subprocess
+    import sys
+
+    code = "import sys, workbench; print(sorted(m for m in ('uvicorn', 'starlette', 'prometheus_client') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
