@@ -238,11 +238,12 @@ class Service:
             self.metrics.errors.labels(kind="input").inc()
             return _error(422, str(exc))
         try:
-            answers = await asyncio.wait_for(self.batcher.submit(values), self.settings.timeout_s)
+            async with asyncio.timeout(self.settings.timeout_s):
+                answers = await self.batcher.submit(values)
         except QueueFull as exc:
             self.metrics.errors.labels(kind="queue_full").inc()
             return _error(503, f"the server is busy: {exc}; retry later", retry_after=1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.metrics.errors.labels(kind="timeout").inc()
             return _error(504, f"no answer within the time limit of {self.settings.timeout_s:g} s")
         for i, answer in enumerate(answers):

@@ -91,6 +91,8 @@ class Batcher:
         assert self._arrival is not None, "Batcher.start() was not called"
         self._arrival.set()
         try:
+            if len(pending) == 1:
+                return [await pending[0].future]
             return list(await asyncio.gather(*(p.future for p in pending)))
         finally:
             for p in pending:

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .app import Service, Settings, build_app
+from .app import Service, Settings, _describe, build_app
 
 __all__ = ["run", "serve", "Server", "LoadFailed"]
 
@@ -135,13 +135,6 @@ def _set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    for note in getattr(exc, "__notes__", ()):
-        text += f" ({note})"
-    return text
 
 
 # --- in the background, from a notebook ------------------------------------------------------------
