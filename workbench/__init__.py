@@ -31,6 +31,7 @@ from .attribution import confusion_matrix, explain, hard_examples
 from .bundle import load, save
 from .inspector import inspect, trace
 from .same import same
+from .serving import serve
 from .transform import FunctionTransform, transform
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ __all__ = [
     "inspect",
     "save",
     "load",
+    "serve",
 ]
 
 

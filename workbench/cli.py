@@ -356,6 +356,105 @@ def _predict_groups(pipeline: Any, items: list[tuple[str, Any]], batch_size: int
         yield what, [(where, output) for (where, _), output in zip(group, outputs)], None
 
 
+# --- serve --------------------------------------------------------------------------------------
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="serve a bundle over HTTP, batching concurrent requests",
+        description=_paragraph(
+            "Serve BUNDLE over HTTP (uvicorn and Starlette; needs the 'serve' extra). POST /predict takes one "
+            "JSON input, or {\"inputs\": [...]}, and answers in the JSON encoding of 'workbench predict'; "
+            "GET /health, /ready, /info, /metrics (Prometheus) and /openapi.json report on the server. Inputs "
+            "from concurrent requests are preprocessed one by one, run through the forward stage as one batch "
+            "of up to --max-batch, and postprocessed one by one. Every file of the bundle is checked before "
+            "the port is opened. SIGTERM or Ctrl-C stops accepting requests, answers the accepted ones, then exits."
+        ),
+        epilog=_paragraph(
+            "errors: a body that is not JSON gets 400; an input the pipeline rejects gets 422 with the step "
+            "named, and fails alone; 503 with Retry-After while loading or when --queue inputs are waiting; "
+            "504 past --timeout-s. See docs/serving.md."
+        ) + "\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("bundle", metavar="BUNDLE", help="a bundle directory written by workbench.save or export")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8000, help="the port (default: 8000; 0 picks a free one)")
+    parser.add_argument("--max-batch", metavar="N", type=_positive_int, default=32,
+                        help="at most N inputs per forward batch (default: 32; 1 runs each input alone)")
+    parser.add_argument("--max-wait-ms", metavar="MS", type=_non_negative_float, default=5.0,
+                        help="how long a free pipeline waits for more inputs to join a batch (default: 5)")
+    parser.add_argument("--workers", metavar="N", type=_positive_int, default=1,
+                        help="server processes sharing the port, each with its own copy of the pipeline (default: 1)")
+    parser.add_argument("--threads", metavar="N", type=_positive_int, default=None,
+                        help="torch threads per worker (default: torch's own with one worker, cores / workers otherwise)")
+    parser.add_argument("--queue", metavar="N", type=_positive_int, default=256,
+                        help="at most N inputs waiting; more get 503 with Retry-After (default: 256)")
+    parser.add_argument("--timeout-s", metavar="S", type=_positive_float, default=30.0,
+                        help="answer 504 when a request takes longer than S seconds (default: 30)")
+    parser.add_argument("--as", dest="as_type", choices=("json", "tensor", "numpy"), default="json",
+                        help="hand inputs to the pipeline as decoded JSON (default), torch tensors or numpy arrays")
+    parser.add_argument("--dtype", metavar="DTYPE", default=None, help="element type for --as tensor/numpy")
+    parser.add_argument("--non-finite", choices=("string", "null", "error"), default="string",
+                        help="how NaN/Infinity outputs are written (default: string)")
+    parser.add_argument("--no-names", dest="names", action="store_false",
+                        help="do not add class names (labels) from the bundle's annotations")
+    parser.add_argument("--warmup", metavar="JSON", action="append", default=[],
+                        help="an example input run before /ready answers 200 (repeatable); it must succeed")
+    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                        help="uvicorn's log level (default: info)")
+    parser.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .predict import InputError, convert_inputs, parse_inputs
+
+    try:
+        import uvicorn  # noqa: F401
+        import starlette  # noqa: F401
+        import prometheus_client  # noqa: F401
+    except ImportError as exc:
+        return _fail("serve", f"{exc.name} is not installed: pip install 'workbench[serve]'", EXIT_USAGE)
+    from .bundle import BundleError
+    from .serving.app import Settings
+    from .serving.server import run
+
+    try:
+        warmup = parse_inputs(args.warmup, where="--warmup")
+        convert_inputs(warmup, args.as_type, args.dtype)
+    except InputError as exc:
+        return _fail("serve", str(exc), EXIT_USAGE)
+    settings = Settings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue=args.queue,
+                        timeout_s=args.timeout_s, as_type=args.as_type, dtype=args.dtype,
+                        non_finite=args.non_finite, names=args.names, warmup=warmup)
+    try:
+        return run(args.bundle, settings, host=args.host, port=args.port, workers=args.workers,
+                   threads=args.threads, log_level=args.log_level)
+    except BundleError as exc:
+        return _fail("serve", str(exc), EXIT_BUNDLE)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def _fail(command: str, message: str, code: int) -> int:
     print(f"workbench {command}: {message}", file=sys.stderr)
     return code
@@ -368,7 +467,7 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_info, _add_export, _add_predict]
+COMMANDS: list[Callable[[Any], None]] = [_add_info, _add_export, _add_predict, _add_serve]
 """Functions adding one subcommand each to the subparsers (they set ``handler`` on their parser)."""
 
 
@@ -376,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Work with workbench pipelines: export a notebook's pipeline as a bundle, look inside "
-                    "a bundle without running it, run a bundle on JSON inputs.",
+                    "a bundle without running it, run a bundle on JSON inputs, serve a bundle over HTTP.",
         epilog=EXIT_CODES + "\n\nrun 'workbench COMMAND --help' for a command's options",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
