@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from ..apply import _Scope, _mark_item, _step_failed, _step_of, _target_device
 from ..collate import collate, to_device, uncollate
-from ..pipeline import FORWARD, POSTPROCESS, PREPROCESS, STAGE_NAMES, Batch, Transform, Unbatch
+from ..pipeline import FORWARD, POSTPROCESS, PREPROCESS, STAGE_NAMES, Transform, Unbatch
 
 __all__ = ["BatchRunner", "Result"]
 
@@ -51,7 +51,10 @@ class BatchRunner:
     def __init__(self, pipeline: Transform):
         self.pipeline = pipeline
         nodes = list(pipeline._wb_walk())
-        self.batchable = any(isinstance(n, Batch) for n in nodes)
+        marker = pipeline._wb_batch_marker()
+        self.batchable = marker is not None
+        # The pipeline's own batch step collates (batch, batch.pad(...), batch.collate(fn)), as infer_apply does.
+        self._collate = marker[1]._wb_collate if marker is not None else collate
         # Without unbatch, infer_apply answers a batch of one.
         self.per_item_output = any(isinstance(n, Unbatch) for n in nodes)
         (pre, fwd, post), _ = pipeline._wb_split(PREPROCESS)
@@ -104,7 +107,7 @@ class BatchRunner:
     def _finish(self, items: list[Any], where: list[int], results: list[Result]) -> None:
         """Forward ``items`` as one batch and postprocess each; :class:`_BatchFailed` when the batch fails."""
         try:
-            batch = to_device(collate(items))
+            batch = to_device(self._collate(items))
         except Exception as exc:
             raise _BatchFailed(exc, "batch") from exc
         if self._fwd is not None:
@@ -123,7 +126,7 @@ class BatchRunner:
         post, node = self._post, self._post_node
         for i, output in zip(where, outputs):
             if not self.per_item_output:
-                results[i] = Result(value=collate([output]))
+                results[i] = Result(value=self._collate([output]))
                 continue
             if post is None:
                 results[i] = Result(value=output)
