@@ -1,0 +1,53 @@
+"""A local Ray for the tests of this directory, started by the test itself."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def start_local_ray(**options) -> None:
+    """``ray.init`` with the test settings; up to two retries when a busy machine delays the raylet's start."""
+    import ray
+
+    for attempt in (1, 2, 3):
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, **options)
+            return
+        except Exception as exc:  # Ray raises a bare Exception when the raylet misses its 30 s start window
+            ray.shutdown()
+            if attempt == 3 or "timed out during startup" not in str(exc):
+                raise
+
+
+def quiet_ray_data() -> None:
+    """No progress bars or per-run banners in the test log."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Torch on one thread here, as in an actor of at most one CPU.
+
+    Float results of a matrix product depend on how many threads split it; with the same thread
+    count and the same batches, the local reference and the actors agree bit for bit.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    start_local_ray(num_cpus=2)
+    quiet_ray_data()
+    yield
+    ray.shutdown()
