@@ -340,9 +340,16 @@ def map_batches(pipeline_or_bundle: Transform | str | os.PathLike[str] | BundleS
     _check_batch_size(batch_size)
     shipment = pipeline_or_bundle if isinstance(pipeline_or_bundle, BundleShipment) else \
         ship(pipeline_or_bundle, shared=shared)
-    return dataset.map_batches(
+    out = dataset.map_batches(
         _RowWorker, fn_constructor_kwargs={"shipment": shipment, "column": column, "output_column": output_column},
         batch_size=batch_size, batch_format="numpy", **_remote_options(concurrency, num_cpus, num_gpus))
+    _raise_original(out)
+    return out
+
+
+def _raise_original(dataset: Any) -> None:
+    """Errors in this dataset's maps come out as the step's own exception, note included (a copied context)."""
+    dataset.context.raise_original_map_exception = True
 
 
 def eval_apply(pipeline_or_bundle: Transform | str | os.PathLike[str] | BundleShipment, items: Any, *,
@@ -371,6 +378,7 @@ def eval_apply(pipeline_or_bundle: Transform | str | os.PathLike[str] | BundleSh
     options = _remote_options(concurrency, num_cpus, num_gpus)
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         _ChunkWorker, fn_constructor_kwargs={"shipment": shipment}, batch_size=1, batch_format="numpy", **options)
+    _raise_original(dataset)
     received: dict[int, list[Any]] = {}
     try:
         for row in dataset.iter_rows():
@@ -395,14 +403,18 @@ def _check_batch_size(batch_size: int) -> None:
 
 
 def _user_error(exc: BaseException) -> BaseException | None:
-    """The pipeline's own exception inside Ray's wrappers (the one carrying the workbench note)."""
-    seen = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    """The pipeline's own exception inside Ray's wrappers: the one carrying the workbench note."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
         seen.add(id(current))
-        if not isinstance(current, ray.exceptions.RayError) and type(current).__name__ != "UserCodeException":
+        marked = getattr(current, "_wb_item", None) is not None or getattr(current, "_wb_path", None) is not None
+        if marked and not isinstance(current, ray.exceptions.RayError):
             return current
-        current = current.__cause__ or getattr(current, "cause", None)
+        todo.extend([getattr(current, "cause", None), current.__cause__, current.__context__])
     return None
 
 
