@@ -205,19 +205,16 @@ def _remote_options(concurrency: int | None, num_cpus: float | None, num_gpus: f
 # --- running a group of items on a worker -----------------------------------------------------------
 
 
-def _apply(pipeline: Transform, items: Sequence[Any], first: int) -> list[Any]:
-    """``eval_apply`` of ``items`` as one batch; errors name items by ``first + position``."""
+def _apply(pipeline: Transform, items: Sequence[Any], first: int) -> tuple[list[Any], bool]:
+    """``eval_apply`` of ``items`` as one batch, and whether its outputs are per item (else one batch).
+
+    Errors name items by ``first + position``.
+    """
     keyed = {first + i: x for i, x in enumerate(items)}
     run = ApplyIterator(pipeline, keyed, mode="eval", grad=False, batch_size=max(1, len(items)),
                         num_workers=0, progress=False,
                         loader_options={"batch_sampler": [list(keyed)]})
-    return list(run)
-
-
-def _per_row(pipeline: Transform) -> bool:
-    """Whether ``eval_apply`` yields one output per item (else one per batch)."""
-    (_, _, _), end = pipeline._wb_split(PREPROCESS)
-    return end == POSTPROCESS or end < FORWARD
+    return list(run), run.per_item
 
 
 _ITEM = re.compile(r"item (\d+)$")
@@ -278,7 +275,6 @@ class _RowWorker:
     def __init__(self, shipment: BundleShipment, column: str, output_column: str):
         self.pipeline = shipment.load()
         self.column, self.output_column = column, output_column
-        self.per_row = _per_row(self.pipeline)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         if self.column not in batch:
@@ -286,11 +282,11 @@ class _RowWorker:
                            "pass column=... to say which column holds the items")
         items = list(batch[self.column])
         try:
-            outputs = _apply(self.pipeline, items, 0)
+            outputs, per_item = _apply(self.pipeline, items, 0)
         except Exception as exc:
             _name_rows(exc, batch, len(items))
             raise
-        if not self.per_row:  # a pipeline without unbatch: split its batch back into rows
+        if not per_item:  # a pipeline without unbatch: split its batch back into rows
             outputs = uncollate(outputs[0])
         out = dict(batch)
         out[self.output_column] = _column(outputs)
@@ -308,7 +304,7 @@ class _ChunkWorker:
 
         starts, payloads = [], []
         for start, data in zip(batch["start"], batch["items"]):
-            outputs = _apply(self.pipeline, pickle.loads(data), int(start))
+            outputs, _ = _apply(self.pipeline, pickle.loads(data), int(start))
             starts.append(int(start))
             # cloudpickle: outputs may be instances of classes defined in the bundle's source.
             payloads.append(cloudpickle.dumps(outputs))
@@ -491,19 +487,13 @@ class _Batcher:
             return
         try:
             outputs = self._batch([x for _, x in ready], [i for i, _ in ready])
-        except Exception:
+        except Exception as exc:
             if len(ready) == 1:
-                outputs = None
+                answers[ready[0][0]] = _failure(exc, STAGE_NAMES[FORWARD])
             else:  # find the input that made the batch fail: each alone
                 for one in ready:
                     self._forward([one], results, answers)
-                return
-        if outputs is None:
-            try:
-                outputs = self._batch([ready[0][1]], [ready[0][0]])
-            except Exception as exc:
-                answers[ready[0][0]] = _failure(exc, STAGE_NAMES[FORWARD])
-                return
+            return
         for (i, _), out in zip(ready, outputs):
             if isinstance(out, BaseException):
                 answers[i] = _failure(out, STAGE_NAMES[POSTPROCESS])

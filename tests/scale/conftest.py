@@ -5,17 +5,42 @@ from __future__ import annotations
 import pytest
 
 
+def _busy_start(exc: BaseException) -> bool:
+    # Ray raises a bare Exception when a raylet misses its fixed 30 s start window on a busy machine.
+    return "timed out during startup" in str(exc)
+
+
 def start_local_ray(**options) -> None:
-    """``ray.init`` with the test settings; up to two retries when a busy machine delays the raylet's start."""
+    """``ray.init`` with the test settings; up to two retries when a busy machine delays the raylet."""
     import ray
 
     for attempt in (1, 2, 3):
         try:
             ray.init(include_dashboard=False, log_to_driver=False, **options)
             return
-        except Exception as exc:  # Ray raises a bare Exception when the raylet misses its 30 s start window
+        except Exception as exc:
             ray.shutdown()
-            if attempt == 3 or "timed out during startup" not in str(exc):
+            if attempt == 3 or not _busy_start(exc):
+                raise
+
+
+def start_two_nodes():
+    """A head and a second node of 2 CPUs each on this machine, the driver connected; retried like above."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    for attempt in (1, 2, 3):
+        cluster = Cluster()
+        try:
+            cluster.add_node(num_cpus=2, include_dashboard=False)
+            cluster.add_node(num_cpus=2)
+            ray.init(address=cluster.address, log_to_driver=False)
+            cluster.wait_for_nodes()
+            return cluster
+        except Exception as exc:
+            ray.shutdown()
+            cluster.shutdown()
+            if attempt == 3 or not _busy_start(exc):
                 raise
 
 

@@ -12,7 +12,7 @@ import workbench.ray as wbray  # noqa: E402
 from workbench.bundle import save  # noqa: E402
 
 from ._pipelines import items, load_module  # noqa: E402
-from .conftest import quiet_ray_data  # noqa: E402
+from .conftest import quiet_ray_data, start_two_nodes  # noqa: E402
 
 LOCATED = '''
 import ray
@@ -27,18 +27,11 @@ def node_of(x):
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=2)
-        ray.init(address=cluster.address, log_to_driver=False)
-        quiet_ray_data()
-        cluster.wait_for_nodes()
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    cluster = start_two_nodes()
+    quiet_ray_data()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
 
 
 def test_four_actors_on_two_nodes_give_eval_apply_outputs(two_nodes, tmp_path_factory):
