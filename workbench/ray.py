@@ -269,11 +269,18 @@ def _to_numpy(value: Any) -> Any:
     return value
 
 
+def _placed(pipeline: Transform) -> Transform:
+    """The pipeline on the GPU Ray gave this actor, if any (batches follow the layers' device)."""
+    if ray.get_gpu_ids():
+        pipeline.to("cuda")
+    return pipeline
+
+
 class _RowWorker:
     """A Ray Data actor: loads the bundle once, then adds the output column to each batch of rows."""
 
     def __init__(self, shipment: BundleShipment, column: str, output_column: str):
-        self.pipeline = shipment.load()
+        self.pipeline = _placed(shipment.load())
         self.column, self.output_column = column, output_column
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +304,7 @@ class _ChunkWorker:
     """A Ray Data actor for :func:`eval_apply`: each row is one batch of items, pickled, with its position."""
 
     def __init__(self, shipment: BundleShipment):
-        self.pipeline = shipment.load()
+        self.pipeline = _placed(shipment.load())
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import cloudpickle
@@ -539,7 +546,7 @@ class _Server:
 
     def __init__(self, shipment: BundleShipment, max_batch: int, max_wait_ms: float, as_type: str,
                  dtype: str | None, non_finite: str):
-        self.batcher = _Batcher(shipment.load(), non_finite)
+        self.batcher = _Batcher(_placed(shipment.load()), non_finite)
         self.as_type, self.dtype = as_type, dtype
         self._run.set_max_batch_size(max_batch)
         self._run.set_batch_wait_timeout_s(max_wait_ms / 1000)
