@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     cpus = ray.cluster_resources()["CPU"]
     rows = [{"id": i, "item": data[i]} for i in range(args.items)]
     blocks = -(-args.items // BATCH)
-    model_ref = ray.put(model)
     results = []
     for actors in args.actors:
         n, per_actor = wbray.actor_resources(actors)
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset = ray.data.from_items(rows, override_num_blocks=blocks)
             start = time.perf_counter()
             if name == "hand-written":
-                out = dataset.map_batches(HandWritten, fn_constructor_args=(model_ref,), batch_size=BATCH,
+                out = dataset.map_batches(HandWritten, fn_constructor_args=(model,), batch_size=BATCH,
                                           batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=n),
                                           num_cpus=per_actor).take_all()
             else:

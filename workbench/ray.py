@@ -66,15 +66,13 @@ _short.maxother = 60
 class BundleShipment:
     """How Ray's workers get a bundle: a ``path`` every node can read, or its ``files`` in the object store.
 
-    Built by :func:`ship` on the driver; :meth:`load` runs on each worker. ``files`` is a one-element
-    list holding the ``ObjectRef`` of ``{relative path: bytes}`` (in a list so that Ray hands the
-    reference itself to the actor, which fetches the bytes once).
+    Built by :func:`ship` on the driver; :meth:`load` runs on each worker. ``files`` is the ``ObjectRef``
+    of ``{relative path: bytes}``; ``digest`` (the manifest's sha256) names the bundle's version.
     """
 
-    name: str
     digest: str
     path: str | None = None
-    files: list[Any] | None = None
+    files: Any = None
 
     def load(self) -> Transform:
         """The pipeline, loaded (and every file verified) from the shared path or a node-local copy."""
@@ -86,7 +84,7 @@ class BundleShipment:
                 return load(root)
             except IntegrityError:  # a damaged local copy: write it again from the shipped bytes
                 shutil.rmtree(root, ignore_errors=True)
-        _write_copy(root, ray.get(self.files[0]))  # type: ignore[index]
+        _write_copy(root, ray.get(self.files))
         return load(root)
 
 
@@ -105,30 +103,31 @@ def ship(pipeline_or_bundle: Transform | str | os.PathLike[str], *, shared: bool
             raise ValueError("shared=True needs a bundle path on shared storage, not a live pipeline")
         with tempfile.TemporaryDirectory(prefix="workbench-ray-") as work:
             root = save(pipeline_or_bundle, Path(work) / "pipeline.wb")
-            files = _read_bundle(root)
-        name = "the pipeline"
+            files = _read_bundle(root, _verified(root))
     else:
         if not isinstance(pipeline_or_bundle, (str, os.PathLike)):
             raise TypeError(f"expected a workbench pipeline or a bundle path, got {type(pipeline_or_bundle).__name__}")
         root = Path(pipeline_or_bundle)
-        files = _read_bundle(root)
-        name = str(root)
+        manifest = _verified(root)
         if shared:
-            return BundleShipment(name=name, digest=_digest(files), path=str(root.resolve()))
-    return BundleShipment(name=name, digest=_digest(files), files=[ray.put(files)])
+            digest = hashlib.sha256((root / _manifest.MANIFEST).read_bytes()).hexdigest()
+            return BundleShipment(digest=digest, path=str(root.resolve()))
+        files = _read_bundle(root, manifest)
+    # The manifest holds the sha256 of every other file, so its own hash names the whole bundle.
+    digest = hashlib.sha256(files[_manifest.MANIFEST]).hexdigest()
+    return BundleShipment(digest=digest, files=ray.put(files))
 
 
-def _read_bundle(root: Path) -> dict[str, bytes]:
+def _verified(root: Path) -> dict[str, Any]:
     manifest = _manifest.read(root)
     _manifest.verify(root, manifest)
+    return manifest
+
+
+def _read_bundle(root: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
     files = {rel: (root / rel).read_bytes() for rel in manifest["files"]}
     files[_manifest.MANIFEST] = (root / _manifest.MANIFEST).read_bytes()
     return files
-
-
-def _digest(files: dict[str, bytes]) -> str:
-    # The manifest holds the sha256 of every other file, so its own hash names the whole bundle.
-    return hashlib.sha256(files[_manifest.MANIFEST]).hexdigest()
 
 
 def _node_copy(digest: str) -> Path:

@@ -46,7 +46,7 @@ def test_eval_apply_equals_local_eval_apply_in_order(local_ray, pls, bundle):
     xs = items(300)
     want = list(pls.classify.eval_apply(xs, batch_size=32))
     shared = wbray.ship(bundle, shared=True)  # the actors read the path itself
-    assert shared.path == str(bundle.resolve()) and shared.files is None
+    assert shared.path == str(bundle.resolve()) and shared.files is None and len(shared.digest) == 64
     for source in (pls.classify, bundle, shared):
         got = wbray.eval_apply(source, xs, batch_size=32, concurrency=2)
         assert len(got) == len(xs)
