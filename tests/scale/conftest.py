@@ -69,10 +69,24 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(node_copies):
     import ray
 
     start_local_ray(num_cpus=2)
     quiet_ray_data()
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def node_copies():
+    """Remove the node-local bundle copies the actors of this module wrote (``$TMPDIR/workbench-ray``)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.gettempdir()) / "workbench-ray"
+    before = set(root.iterdir()) if root.exists() else set()
+    yield root
+    for path in (set(root.iterdir()) if root.exists() else set()) - before:
+        shutil.rmtree(path, ignore_errors=True)

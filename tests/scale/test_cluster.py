@@ -26,7 +26,7 @@ def node_of(x):
 
 
 @pytest.fixture(scope="module")
-def two_nodes():
+def two_nodes(node_copies):
     cluster = start_two_nodes()
     quiet_ray_data()
     yield cluster
