@@ -68,6 +68,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
+    """``workbench.ray`` on first use, so that ``import workbench`` never imports Ray."""
+    if name == "ray":
+        import importlib
+
+        return importlib.import_module(".ray", __name__)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
 # --- IPython extension (``%load_ext workbench``); activated automatically on import inside IPython ---
 
 
