@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 import os
 import pickle
@@ -44,13 +43,13 @@ import ray
 import ray.data
 from ray import serve
 
-from workbench.apply import ApplyIterator, _mark_item, _Scope, _step_failed, _step_of, _target_device
+from workbench.apply import ApplyIterator
 from workbench.bundle import manifest as _manifest
 from workbench.bundle.errors import IntegrityError
 from workbench.bundle.reader import load
 from workbench.bundle.writer import save
-from workbench.collate import collate, to_device, uncollate
-from workbench.pipeline import FORWARD, POSTPROCESS, PREPROCESS, STAGE_NAMES, Transform, refresh_note
+from workbench.collate import uncollate
+from workbench.pipeline import Transform, refresh_note
 
 __all__ = ["map_batches", "eval_apply", "deployment", "actor_resources", "BundleShipment", "ship"]
 
@@ -423,167 +422,44 @@ def _user_error(exc: BaseException) -> BaseException | None:
 # --- online serving ---------------------------------------------------------------------------------
 
 
-class _Answer:
-    """One input's outcome in the deployment: the output's JSON text, or an error body and status."""
-
-    __slots__ = ("text", "error", "status")
-
-    def __init__(self, text: str | None = None, error: dict[str, Any] | None = None, status: int = 200):
-        self.text, self.error, self.status = text, error, status
-
-
-def _failure(exc: BaseException, stage: str) -> _Answer:
-    notes = [n for n in getattr(exc, "__notes__", []) if n.startswith("workbench: ")]
-    message = f"{type(exc).__name__}: {exc}" + (f" ({notes[-1][len('workbench: '):]})" if notes else "")
-    return _Answer(error={"error": message, "type": type(exc).__name__,
-                          "step": getattr(exc, "_wb_step", None), "stage": stage}, status=422)
-
-
-class _Batcher:
-    """Runs a group of inputs as ``infer_apply`` would run each: per-item stages, one forward batch.
-
-    An input failing in preprocessing or postprocessing fails alone; a forward batch that raises is
-    run again one input at a time, so only the input that caused it fails. A pipeline without
-    ``batch`` cannot be batched and runs each input through ``infer_apply``.
-    """
-
-    def __init__(self, pipeline: Transform, non_finite: str):
-        from workbench.pipeline import Batch, Unbatch
-
-        self.pipeline, self.non_finite = pipeline, non_finite
-        nodes = list(pipeline._wb_walk())
-        self.batchable = any(isinstance(n, Batch) for n in nodes)
-        self.unbatched = any(isinstance(n, Unbatch) for n in nodes)
-        (pre, fwd, post), _ = pipeline._wb_split(PREPROCESS)
-        self._pre, self._pre_node = _step_of(pre)
-        self._fwd = fwd._wb_callable() if fwd is not None else None
-        self._post, self._post_node = _step_of(post)
-        self._device = _target_device(pipeline)
-
-    def run(self, values: list[Any]) -> list[_Answer]:
-        results: list[Any] = [None] * len(values)
-        answers: list[_Answer | None] = [None] * len(values)
-        if not self.batchable:
-            for i, x in enumerate(values):
-                try:
-                    results[i] = self.pipeline.infer_apply(x)
-                except Exception as exc:
-                    answers[i] = _failure(exc, STAGE_NAMES[FORWARD])
-        else:
-            with _Scope("infer", False, self._device):
-                ready = self._preprocess(values, answers)
-                self._forward(ready, results, answers)
-        for i, value in enumerate(results):
-            if answers[i] is None:
-                answers[i] = self._encode(value)
-        return answers  # type: ignore[return-value]
-
-    def _preprocess(self, values: list[Any], answers: list[_Answer | None]) -> list[tuple[int, Any]]:
-        ready = []
-        for i, x in enumerate(values):
-            try:
-                ready.append((i, self._pre(x) if self._pre is not None else x))
-            except Exception as exc:
-                _step_failed(exc, self._pre_node, f"input {_short.repr(x)}")
-                answers[i] = _failure(exc, STAGE_NAMES[PREPROCESS])
-        return ready
-
-    def _forward(self, ready: list[tuple[int, Any]], results: list[Any], answers: list[_Answer | None]) -> None:
-        if not ready:
-            return
-        try:
-            outputs = self._batch([x for _, x in ready], [i for i, _ in ready])
-        except Exception as exc:
-            if len(ready) == 1:
-                answers[ready[0][0]] = _failure(exc, STAGE_NAMES[FORWARD])
-            else:  # find the input that made the batch fail: each alone
-                for one in ready:
-                    self._forward([one], results, answers)
-            return
-        for (i, _), out in zip(ready, outputs):
-            if isinstance(out, BaseException):
-                answers[i] = _failure(out, STAGE_NAMES[POSTPROCESS])
-            else:
-                results[i] = out
-
-    def _batch(self, items: list[Any], where: list[int]) -> list[Any]:
-        batch = to_device(collate(items))
-        if self._fwd is not None:
-            try:
-                batch = self._fwd(batch)
-            except Exception as exc:
-                _mark_item(exc, "the batch" if len(where) > 1 else "this input")
-                raise
-        rows = uncollate(batch)
-        if len(rows) != len(items):
-            raise ValueError(f"unbatch produced {len(rows)} items from a batch of {len(items)}: the forward "
-                             "stage must keep the batch dimension first")
-        if not self.unbatched:  # infer_apply answers a batch of one
-            return [collate([row]) for row in rows]
-        out: list[Any] = []
-        for row in rows:
-            try:
-                out.append(self._post(row) if self._post is not None else row)
-            except Exception as exc:
-                _step_failed(exc, self._post_node, "this input")
-                out.append(exc)
-        return out
-
-    def _encode(self, value: Any) -> _Answer:
-        from workbench.predict import EncodeError, to_json
-
-        try:
-            return _Answer(text=to_json(value, self.non_finite))
-        except EncodeError as exc:
-            return _Answer(error={"error": f"the output cannot be written as JSON: {exc}", "type": "EncodeError",
-                                  "step": None, "stage": None}, status=500)
-
-
 @serve.deployment
 class _Server:
     """The Ray Serve deployment behind :func:`deployment` (one replica loads the bundle once)."""
 
     def __init__(self, shipment: BundleShipment, max_batch: int, max_wait_ms: float, as_type: str,
                  dtype: str | None, non_finite: str):
-        self.batcher = _Batcher(_placed(shipment.load()), non_finite)
-        self.as_type, self.dtype = as_type, dtype
+        from workbench.serving.runner import BatchRunner
+
+        self.pipeline = _placed(shipment.load())
+        self.runner = BatchRunner(self.pipeline)
+        self.as_type, self.dtype, self.non_finite = as_type, dtype, non_finite
         self._run.set_max_batch_size(max_batch)
         self._run.set_batch_wait_timeout_s(max_wait_ms / 1000)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def _run(self, values: list[Any]) -> list[_Answer]:
-        return await asyncio.get_running_loop().run_in_executor(None, self.batcher.run, values)
+    async def _run(self, values: list[Any]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(None, self._answers, values)
+
+    def _answers(self, values: list[Any]) -> list[Any]:
+        from workbench.serving.app import encode_results
+
+        class_names = self.pipeline.annotations.get("class_names")
+        return encode_results(self.runner.run(values), self.non_finite, class_names)
 
     async def __call__(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse, Response
-
+        """``workbench serve``'s ``/predict``: the same parsing, answers and errors."""
         from workbench.predict import InputError, convert_inputs
+        from workbench.serving.app import parse_request, respond
 
-        try:
-            data = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error_response(400, f"the request body is not valid JSON ({exc})")
-        several = isinstance(data, dict) and list(data) == ["inputs"] and isinstance(data["inputs"], list)
-        values = data["inputs"] if several else [data]
-        if not values:
-            return _error_response(400, '"inputs" is an empty list: give at least one input')
+        parsed = parse_request(await request.body())
+        if not isinstance(parsed, tuple):
+            return parsed
+        values, several = parsed
         try:
             values = convert_inputs(values, self.as_type, self.dtype)
         except InputError as exc:
             return _error_response(422, str(exc))
-        answers = await asyncio.gather(*(self._run(v) for v in values))
-        for i, answer in enumerate(answers):
-            if answer.error is not None:
-                body = dict(answer.error)
-                if several:
-                    body["input"] = i
-                    body["error"] = f"input {i}: {body['error']}"
-                return JSONResponse(body, status_code=answer.status)
-        if several:
-            text = '{"outputs": [' + ", ".join(a.text for a in answers) + "]}"
-        else:
-            text = '{"output": ' + answers[0].text + "}"
-        return Response(text, media_type="application/json")
+        return respond(await asyncio.gather(*(self._run(v) for v in values)), several)
 
 
 def _error_response(status: int, message: str) -> Any:

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,7 +39,10 @@ from starlette.routing import Route
 from .batcher import Batcher, QueueFull
 from .metrics import Metrics
 
-__all__ = ["Settings", "Service", "build_app", "OPENAPI"]
+if TYPE_CHECKING:
+    from .runner import Result
+
+__all__ = ["Settings", "Service", "build_app", "OPENAPI", "parse_request", "encode_results", "respond"]
 
 
 @dataclass
@@ -172,23 +175,7 @@ class Service:
 
     def _run(self, values: list[Any]) -> list[_Answer]:
         """On the pipeline thread: run one batch and encode each answer."""
-        from ..predict import EncodeError, to_json
-
-        class_names = self._class_names()
-        answers = []
-        for result in self.runner.run(values):
-            if not result.ok:
-                answers.append(_Answer(error=_error_body(result.error, step=result.step, stage=result.stage),
-                                       status=422))
-                continue
-            try:
-                text = to_json(result.value, self.settings.non_finite)
-            except EncodeError as exc:
-                answers.append(_Answer(error={"error": f"the output cannot be written as JSON: {exc}",
-                                              "type": "EncodeError", "step": None, "stage": None}, status=500))
-                continue
-            answers.append(_Answer(text=text, label=_label(result.value, class_names)))
-        return answers
+        return encode_results(self.runner.run(values), self.settings.non_finite, self._class_names())
 
     def _batch_done(self, size: int, seconds: float) -> None:
         self.metrics.batch_size.observe(size)
@@ -217,17 +204,11 @@ class Service:
             self.metrics.errors.labels(kind="not_ready").inc()
             message = "the pipeline is still loading" if self.failed is None else "the pipeline failed to load"
             return _error(503, message, retry_after=1)
-        body = await request.body()
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        parsed = parse_request(await request.body())
+        if isinstance(parsed, Response):
             self.metrics.errors.labels(kind="bad_request").inc()
-            return _error(400, f"the request body is not valid JSON ({exc})")
-        several = isinstance(data, dict) and list(data) == ["inputs"] and isinstance(data["inputs"], list)
-        values = data["inputs"] if several else [data]
-        if not values:
-            self.metrics.errors.labels(kind="bad_request").inc()
-            return _error(400, '"inputs" is an empty list: give at least one input')
+            return parsed
+        values, several = parsed
         if len(values) > self.settings.queue:
             self.metrics.errors.labels(kind="bad_request").inc()
             return _error(413, f"{len(values)} inputs in one request are more than the queue holds "
@@ -246,23 +227,10 @@ class Service:
         except TimeoutError:
             self.metrics.errors.labels(kind="timeout").inc()
             return _error(504, f"no answer within the time limit of {self.settings.timeout_s:g} s")
-        for i, answer in enumerate(answers):
-            if answer.error is not None:
-                self.metrics.errors.labels(kind="pipeline" if answer.status == 422 else "output").inc()
-                body = dict(answer.error)
-                if several:
-                    body["input"] = i
-                    body["error"] = f"input {i}: {body['error']}"
-                return JSONResponse(body, status_code=answer.status)
-        if several:
-            text = '{"outputs": [' + ", ".join(a.text for a in answers) + "]"  # type: ignore[misc]
-            if any(a.label is not None for a in answers):
-                text += ', "labels": ' + json.dumps([a.label for a in answers], ensure_ascii=False)
-        else:
-            text = '{"output": ' + answers[0].text  # type: ignore[operator]
-            if answers[0].label is not None:
-                text += ', "label": ' + json.dumps(answers[0].label, ensure_ascii=False)
-        return Response(text + "}", media_type="application/json")
+        failed = next((a for a in answers if a.error is not None), None)
+        if failed is not None:
+            self.metrics.errors.labels(kind="pipeline" if failed.status == 422 else "output").inc()
+        return respond(answers, several)
 
     async def health(self, request: Request) -> Response:
         return self._counted("/health", JSONResponse({"status": "up"}))
@@ -349,6 +317,59 @@ def build_app(service: Service) -> Starlette:
 
 # --- encoding ------------------------------------------------------------------------------------
 
+
+
+def parse_request(body: bytes) -> "tuple[list[Any], bool] | JSONResponse":
+    """``(inputs, several)`` of a ``/predict`` body (one JSON input, or ``{"inputs": [...]}``), or a 400 answer."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(400, f"the request body is not valid JSON ({exc})")
+    several = isinstance(data, dict) and list(data) == ["inputs"] and isinstance(data["inputs"], list)
+    values = data["inputs"] if several else [data]
+    if not values:
+        return _error(400, '"inputs" is an empty list: give at least one input')
+    return values, several
+
+
+def encode_results(results: "list[Result]", non_finite: str, class_names: Any) -> list[_Answer]:
+    """Each :class:`Result` as its answer: the output's JSON text (and class name), or a 422/500 error body."""
+    from ..predict import EncodeError, to_json
+
+    answers = []
+    for result in results:
+        if not result.ok:
+            answers.append(_Answer(error=_error_body(result.error, step=result.step, stage=result.stage),
+                                   status=422))
+            continue
+        try:
+            text = to_json(result.value, non_finite)
+        except EncodeError as exc:
+            answers.append(_Answer(error={"error": f"the output cannot be written as JSON: {exc}",
+                                          "type": "EncodeError", "step": None, "stage": None}, status=500))
+            continue
+        answers.append(_Answer(text=text, label=_label(result.value, class_names)))
+    return answers
+
+
+def respond(answers: list[_Answer], several: bool) -> Response:
+    """The ``/predict`` response: the first failed input's error, else ``{"output"}`` or ``{"outputs"}``."""
+    for i, answer in enumerate(answers):
+        if answer.error is not None:
+            body = dict(answer.error)
+            if several:
+                body["input"] = i
+                body["error"] = f"input {i}: {body['error']}"
+            return JSONResponse(body, status_code=answer.status)
+    if several:
+        text = '{"outputs": [' + ", ".join(a.text for a in answers) + "]"  # type: ignore[misc]
+        if any(a.label is not None for a in answers):
+            text += ', "labels": ' + json.dumps([a.label for a in answers], ensure_ascii=False)
+    else:
+        text = '{"output": ' + answers[0].text  # type: ignore[operator]
+        if answers[0].label is not None:
+            text += ', "label": ' + json.dumps(answers[0].label, ensure_ascii=False)
+    return Response(text + "}", media_type="application/json")
 
 def _error(status: int, message: str, *, retry_after: int | None = None, **fields: Any) -> JSONResponse:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
