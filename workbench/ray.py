@@ -45,6 +45,7 @@ from ray import serve
 
 from workbench.apply import ApplyIterator
 from workbench.bundle import manifest as _manifest
+from workbench.bundle import snapshot as _snapshot
 from workbench.bundle.errors import IntegrityError
 from workbench.bundle.reader import load
 from workbench.bundle.writer import save
@@ -102,30 +103,24 @@ def ship(pipeline_or_bundle: Transform | str | os.PathLike[str], *, shared: bool
             raise ValueError("shared=True needs a bundle path on shared storage, not a live pipeline")
         with tempfile.TemporaryDirectory(prefix="workbench-ray-") as work:
             root = save(pipeline_or_bundle, Path(work) / "pipeline.wb")
-            files = _read_bundle(root, _verified(root))
+            files = _read_bundle(root)
     else:
         if not isinstance(pipeline_or_bundle, (str, os.PathLike)):
             raise TypeError(f"expected a workbench pipeline or a bundle path, got {type(pipeline_or_bundle).__name__}")
         root = Path(pipeline_or_bundle)
-        manifest = _verified(root)
         if shared:
-            digest = hashlib.sha256((root / _manifest.MANIFEST).read_bytes()).hexdigest()
-            return BundleShipment(digest=digest, path=str(root.resolve()))
-        files = _read_bundle(root, manifest)
+            return BundleShipment(digest=_snapshot.read(root).digest, path=str(root.resolve()))
+        files = _read_bundle(root)
     # The manifest holds the sha256 of every other file, so its own hash names the whole bundle.
     digest = hashlib.sha256(files[_manifest.MANIFEST]).hexdigest()
     return BundleShipment(digest=digest, files=ray.put(files))
 
 
-def _verified(root: Path) -> dict[str, Any]:
-    manifest = _manifest.read(root)
-    _manifest.verify(root, manifest)
-    return manifest
-
-
-def _read_bundle(root: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
-    files = {rel: (root / rel).read_bytes() for rel in manifest["files"]}
-    files[_manifest.MANIFEST] = (root / _manifest.MANIFEST).read_bytes()
+def _read_bundle(root: Path) -> dict[str, bytes]:
+    """Every file of the bundle at ``root``, manifest included, read once and verified (by name when not)."""
+    snap = _snapshot.read(root, keep=None)
+    files = {rel: bytes(_snapshot._plain(data)) for rel, data in snap.files.items()}
+    files[_manifest.MANIFEST] = snap.raw
     return files
 
 
@@ -441,10 +436,10 @@ class _Server:
         return await asyncio.get_running_loop().run_in_executor(None, self._answers, values)
 
     def _answers(self, values: list[Any]) -> list[Any]:
+        from workbench.annotations import class_names
         from workbench.serving.app import encode_results
 
-        class_names = self.pipeline.annotations.get("class_names")
-        return encode_results(self.runner.run(values), self.non_finite, class_names)
+        return encode_results(self.runner.run(values), self.non_finite, class_names(self.pipeline))
 
     async def __call__(self, request: Any) -> Any:
         """``workbench serve``'s ``/predict``: the same parsing, answers and errors."""

@@ -210,6 +210,6 @@ def test_info_lists_the_stored_globals(tmp_path):
     from workbench.bundle.info import render_info
 
     out = workbench.save(transform(name_of), tmp_path / "b")
-    text, problem = render_info(out, show_source=False)
+    text, problem, _ = render_info(out, show_source=False)
     assert problem is None
     assert re.search(r"stored globals:\n  global\s+type\s+size\s+read by\n  WINE\.\{target_names\}\s+Bunch", text), text

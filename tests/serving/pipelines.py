@@ -50,3 +50,14 @@ def pooled(e):
 
 lookup = ids >> batch >> table >> pooled >> unbatch
 unbatched = to_tensor >> mlp
+
+padded_table = transform(torch.nn.Embedding(50, 8, padding_idx=0))
+
+
+@transform
+def max_pool(e):
+    # The padding row is zeros, and relu makes every real value >= 0: padding never changes the max.
+    return e.relu().amax(dim=1)
+
+
+padded = ids >> batch.pad(0) >> padded_table >> max_pool >> unbatch

@@ -38,26 +38,22 @@ def test_batched_answers_equal_infer_apply_bit_for_bit_under_concurrency(server,
 
 
 def test_a_notebook_server_serves_a_live_pipeline_and_stops(pipelines):
-    pipeline = pipelines.scorer
-    pipeline.annotations = {"class_names": ["a", "b", "c", "d", "e"]}
+    pipeline = workbench.annotate(pipelines.scorer >> workbench.identity, class_names=["a", "b", "c", "d", "e"])
     x = [0.25] * 16
-    try:
-        with workbench.serve(pipeline, warmup=[x], max_batch=4) as server:
-            assert server.url.startswith("http://127.0.0.1:") and "ready" in repr(server)
-            answer = httpx.post(server.url + "/predict", json=x).json()
-            # The output is a dict, not a class index: no label; /info shows the annotations.
-            assert answer == {"output": json.loads(to_json(pipeline.infer_apply(x)))}
-            assert httpx.get(server.url + "/info").json()["annotations"] == pipeline.annotations
-        assert not server.running and "stopped" in repr(server)
-        with pytest.raises(httpx.TransportError):
-            httpx.get(server.url + "/health", timeout=2)
-    finally:
-        del pipeline.annotations
+    with workbench.serve(pipeline, warmup=[x], max_batch=4) as server:
+        assert server.url.startswith("http://127.0.0.1:") and "ready" in repr(server)
+        answer = httpx.post(server.url + "/predict", json=x).json()
+        # The output is a dict, not a class index: no label; /info shows the annotations.
+        assert answer == {"output": json.loads(to_json(pipeline.infer_apply(x)))}
+        assert httpx.get(server.url + "/info").json()["annotations"] == pipeline.annotations
+    assert not server.running and "stopped" in repr(server)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(server.url + "/health", timeout=2)
 
 
 def test_class_names_label_class_index_outputs(pipelines):
     pipeline = pipelines.to_tensor >> workbench.batch >> pipelines.mlp >> workbench.unbatch >> workbench.transform(torch.argmax)
-    pipeline.annotations = {"class_names": ["zero", "one", "two", "three", "four"]}
+    workbench.annotate(pipeline, class_names=["zero", "one", "two", "three", "four"])
     xs = torch.randn(3, 16).tolist()
     with workbench.serve(pipeline) as server:
         answer = httpx.post(server.url + "/predict", json={"inputs": xs}).json()
@@ -67,6 +63,18 @@ def test_class_names_label_class_index_outputs(pipelines):
     assert plain.json()["label"] == pipeline.annotations["class_names"][indices[0]]
     with workbench.serve(pipeline, names=False) as server:
         assert httpx.post(server.url + "/predict", json=xs[0]).json() == {"output": indices[0]}
+
+
+def test_padded_batches_answer_exactly_what_infer_apply_does(pipelines):
+    g = torch.Generator().manual_seed(7)
+    xs = [torch.randint(1, 50, (int(n),), generator=g).tolist() for n in torch.randint(1, 9, (40,), generator=g)]
+    with workbench.serve(pipelines.padded, max_batch=16, max_wait_ms=20) as server:
+        responses = asyncio.run(_post_all(server.url, xs, clients=12))
+        batches, items = _batch_count(server.url)
+    assert items == len(xs) and batches < len(xs), "no two requests of different lengths shared a padded batch"
+    for x, r in zip(xs, responses):
+        assert r.status_code == 200
+        assert r.text == '{"output": ' + to_json(pipelines.padded.infer_apply(x)) + "}"
 
 
 def test_a_pipeline_without_batch_is_served_per_request(pipelines, bundles):

@@ -53,6 +53,7 @@ class Snapshot:
     files: dict[str, Any] = field(default_factory=dict)
     pending: Future[None] | None = None
     problem: str | None = None
+    raw: bytes = b""  # the manifest.json bytes themselves
 
 
 def check_digest(expect: str | None, snap: Snapshot) -> None:
@@ -67,13 +68,13 @@ def check_digest(expect: str | None, snap: Snapshot) -> None:
                              "this is not the bundle that was pinned")
 
 
-def read(path: str | os.PathLike[str], *, load: bool = False, keep: frozenset[str] = frozenset(),
+def read(path: str | os.PathLike[str], *, load: bool = False, keep: frozenset[str] | None = frozenset(),
          verify: bool = True, tolerate: bool = False) -> Snapshot:
     """The snapshot of the bundle at ``path`` (see the module docstring).
 
     ``load=True`` keeps every file's bytes (large files as aligned tensors that are read and hashed
     in the background, chunks in parallel: wait on ``pending`` before using them); otherwise files
-    are only hashed, except those in ``keep``. ``verify=False`` reads and checks just the manifest. ``tolerate=True`` returns a snapshot with
+    are only hashed, except those in ``keep`` (``None``: all of them, as bytes). ``verify=False`` reads and checks just the manifest. ``tolerate=True`` returns a snapshot with
     ``problem`` set when the manifest is readable but a file is not as it says.
     """
     root = Path(path)
@@ -246,7 +247,7 @@ def _modified(root: Path, rel: str) -> IntegrityError:
     return IntegrityError(f"bundle {root}: file {rel} was modified (sha256 does not match the manifest)")
 
 
-def _read_once(root: Path, seen: list[Any], *, load: bool, keep: frozenset[str], verify: bool) -> Snapshot:
+def _read_once(root: Path, seen: list[Any], *, load: bool, keep: frozenset[str] | None, verify: bool) -> Snapshot:
     try:
         rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
@@ -268,7 +269,7 @@ def _read_once(root: Path, seen: list[Any], *, load: bool, keep: frozenset[str],
         finally:
             os.close(fd)
         manifest = _manifest.parse(raw, str(root))
-        snap = Snapshot(root, manifest, hashlib.sha256(raw).hexdigest())
+        snap = Snapshot(root, manifest, hashlib.sha256(raw).hexdigest(), raw=bytes(_plain(raw)))
         seen.append(snap)
         if not verify:
             return snap
@@ -292,7 +293,7 @@ def _read_once(root: Path, seen: list[Any], *, load: bool, keep: frozenset[str],
                         what = "truncated" if size < entry["size"] else "changed size"
                         raise IntegrityError(f"bundle {root}: file {rel} is {what} ({size} bytes, expected "
                                              f"{entry['size']})")
-                    if not load and rel not in keep:
+                    if not load and keep is not None and rel not in keep:
                         if not _hash_stream(fd, entry):
                             raise _modified(root, rel)
                         continue

@@ -103,10 +103,10 @@ class Service:
         self.manifest: dict[str, Any] | None = None
         self.pipeline: Any = None
         if isinstance(source, (str, os.PathLike)):
-            from ..bundle import manifest as _manifest
+            from ..bundle import snapshot as _snapshot
 
             self.bundle = Path(source)
-            self.manifest = _manifest.read(self.bundle)
+            self.manifest = _snapshot.read(self.bundle, verify=False).manifest
         else:
             self.pipeline = source
         self.runner: Any = None
@@ -185,7 +185,9 @@ class Service:
     def _class_names(self) -> Any:
         if not self.settings.names:
             return None
-        return (getattr(self.pipeline, "annotations", None) or {}).get("class_names")
+        from ..annotations import class_names
+
+        return class_names(self.pipeline)  # annotated, or the model's config.id2label
 
     # --- endpoints -----------------------------------------------------------------------------
 

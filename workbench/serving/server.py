@@ -44,10 +44,9 @@ def run(bundle: str | os.PathLike[str], settings: Settings, *, host: str = "127.
     """
     import uvicorn
 
-    from ..bundle import manifest as _manifest
+    from ..bundle import snapshot as _snapshot
 
-    manifest = _manifest.read(Path(bundle))
-    _manifest.verify(Path(bundle), manifest)
+    _snapshot.read(Path(bundle))  # every file verified before the port opens
     grace = int(settings.timeout_s) + 5  # no accepted request can need longer than its own limit
     if workers > 1:
         return _run_workers(bundle, settings, host=host, port=port, workers=workers, threads=threads,
@@ -197,9 +196,9 @@ def serve(pipeline_or_bundle: Any, *, host: str = "127.0.0.1", port: int = 0, ma
                         as_type=as_type, dtype=dtype, non_finite=non_finite, names=names,
                         warmup=list(warmup or []))
     if isinstance(pipeline_or_bundle, (str, os.PathLike)):
-        from ..bundle import manifest as _manifest
+        from ..bundle import snapshot as _snapshot
 
-        _manifest.verify(Path(pipeline_or_bundle), _manifest.read(Path(pipeline_or_bundle)))
+        _snapshot.read(Path(pipeline_or_bundle))  # every file verified before the server starts
     service = Service(pipeline_or_bundle, settings)
     config = uvicorn.Config(build_app(service), host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=int(timeout_s) + 5, lifespan="on")
