@@ -52,7 +52,8 @@ def test_variable_length_ids_batch_and_unbatch_per_item(marker, workers):
 def test_markers_display_and_stage_like_batch():
     pl = transform(torch.tensor) >> batch.pad(value=-1) >> transform(lambda t: t * 2) >> unbatch
     assert "══ batch.pad(-1) ══" in repr(pl)
-    assert len(pl.stages.preprocess) == 1 and len(pl.stages.forward) == 1
+    pre, fwd, post = pl.stages  # the stages keep the padding marker itself
+    assert len(pre) == 2 and pre[-1] is pl[1] and fwd is pl[2] and post is pl[3]
     with pytest.raises(ValueError, match="at most one batch"):
         (batch.pad(0) >> batch)._wb_split(0)
     with pytest.raises(TypeError, match="needs a number"):
