@@ -861,7 +861,7 @@ class Batch(_Marker):
 
     def __reduce__(self) -> Any:
         if self._wb_collate_fn is None and self._wb_padding is None:
-            return "batch"
+            return super().__reduce__()  # the module's batch by reference, another plain one by value
         if self._wb_collate_fn is None:
             return (_batch_padding, (self._wb_padding,))
         import cloudpickle  # a notebook's collate function pickles by value (DataLoader workers by spawn)
