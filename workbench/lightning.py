@@ -32,7 +32,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from .apply import _mark_item
+from .apply import _mark_item, _step_failed, _step_of
 from .collate import collate, uncollate
 from .mode import _MODE
 from .pipeline import POSTPROCESS, Batch, Transform
@@ -155,11 +155,19 @@ class PipelineModule(L.LightningModule):
         if not self._unbatch:
             return output
         items = uncollate(output)
-        if self._post is None:
+        post, node = self._post
+        if post is None:
             return items
         token = _MODE.set("eval")
         try:
-            return [self._post(item) for item in items]
+            out = []
+            for i, item in enumerate(items):
+                try:
+                    out.append(post(item))
+                except Exception as exc:
+                    _step_failed(exc, node, f"item {i} of predict batch {batch_idx}")
+                    raise
+            return out
         finally:
             _MODE.reset(token)
 
@@ -177,13 +185,14 @@ class PipelineModule(L.LightningModule):
         return loss
 
     def _forward(self, inputs: Any, mode: str) -> Any:
-        if self._fwd is None:
+        forward, node = self._fwd
+        if forward is None:
             return inputs
         token = _MODE.set(mode)
         try:
-            return self._fwd(inputs)
+            return forward(inputs)
         except Exception as exc:
-            _mark_item(exc, f"a batch of {_batch_size(inputs)} items ({mode} mode)")
+            _step_failed(exc, node, f"a batch of {_batch_size(inputs)} items ({mode} mode)")
             raise
         finally:
             _MODE.reset(token)
@@ -336,15 +345,18 @@ class SaveBundle(L.Callback):
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _stages(pipeline: Transform) -> tuple[Any, Any, Any, Callable[[list[Any]], Any], bool]:
-    """(preprocess, forward, postprocess callables or None, the inputs' collate, has unbatch)."""
+_Stage = tuple[Callable[[Any], Any] | None, Any]
+
+
+def _stages(pipeline: Transform) -> tuple[_Stage, _Stage, _Stage, Callable[[list[Any]], Any], bool]:
+    """Preprocess, forward and postprocess as ``(callable, node to note errors with)`` (see
+    ``apply._step_of``), the inputs' collate, and whether the pipeline has ``unbatch``."""
     marker = next((t for t in pipeline._wb_walk() if isinstance(t, Batch)), None)
     if marker is None:  # no batch: the whole pipeline is the forward stage, on default-collated inputs
-        return None, pipeline._wb_callable(), None, collate, False
+        return (None, None), _step_of(pipeline), (None, None), collate, False
     (pre, fwd, post), end = pipeline._wb_split(0)
     join = getattr(marker, "_wb_collate", collate)
-    call = lambda stage: stage._wb_callable() if stage is not None else None  # noqa: E731
-    return call(pre), call(fwd), call(post), join, end == POSTPROCESS
+    return _step_of(pre), _step_of(fwd), _step_of(post), join, end == POSTPROCESS
 
 
 def _items(items: Any, name: str) -> Any:
@@ -359,9 +371,12 @@ def _items(items: Any, name: str) -> Any:
 
 
 class _PreprocessedItems(Dataset):
-    """Item ``i`` through the pipeline's preprocessing (and the target function), in ``mode``."""
+    """Item ``i`` through the pipeline's preprocessing (and the target function), in ``mode``.
 
-    def __init__(self, items: Any, pre: Callable[[Any], Any] | None, target: Callable[[Any], Any] | None,
+    ``pre`` is ``(callable, node)`` as ``apply._step_of`` gives it: a one-step stage is called directly.
+    """
+
+    def __init__(self, items: Any, pre: _Stage, target: Callable[[Any], Any] | None,
                  mode: str, targets: bool, name: str):
         self.items, self.pre, self.target, self.mode, self.targets, self.name = items, pre, target, mode, targets, name
 
@@ -378,15 +393,21 @@ class _PreprocessedItems(Dataset):
                                 f"{type(item).__name__}") from None
         else:
             x, y = item, None
+        pre, node = self.pre
         token = _MODE.set(self.mode)
         try:
-            if self.pre is not None:
-                x = self.pre(x)
+            if pre is not None:
+                try:
+                    x = pre(x)
+                except Exception as exc:
+                    _step_failed(exc, node, f"item {i} of {self.name}")
+                    raise
             if self.target is not None:
-                y = self.target(y)
-        except Exception as exc:
-            _mark_item(exc, f"item {i} of {self.name}")
-            raise
+                try:
+                    y = self.target(y)
+                except Exception as exc:
+                    _mark_item(exc, f"the target of item {i} of {self.name}")
+                    raise
         finally:
             _MODE.reset(token)
         return (x, y) if self.targets else x
