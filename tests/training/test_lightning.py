@@ -208,6 +208,34 @@ def test_iftrain_branches_and_dropout_act_in_training_only(tmp_path):
     assert seen == [("dropout training", False, False)] * 2
 
 
+def test_preprocessing_runs_in_workers_in_the_mode_of_its_loader(tmp_path):
+    seen = []
+
+    @transform
+    def batch_max(x):
+        seen.append(float(x.max()))
+        return x
+
+    shift = IfTrain(transform(lambda x: x + 100))
+    pipeline = transform(lambda x: torch.as_tensor(x, dtype=torch.float32)) >> shift >> batch >> batch_max >> nn.Linear(3, 2)
+    items = [([1.0, 2.0, 3.0], "ab"[i % 2]) for i in range(8)]
+    module = PipelineModule(pipeline, F.cross_entropy, train=items, val=items, batch_size=4, num_workers=2,
+                            target="ab".index)
+    _trainer(tmp_path, max_epochs=1, num_sanity_val_steps=0, logger=False, enable_checkpointing=False).fit(module)
+    assert seen == [103.0, 103.0, 3.0, 3.0]   # two training batches shifted in the workers, two validation batches not
+
+
+def test_optimizer_options_and_scheduler(tmp_path):
+    module = PipelineModule(_digits.classifier(), F.cross_entropy, train=_digits.digits()[0][:64], lr=0.1,
+                            optimizer=torch.optim.SGD, optimizer_options={"momentum": 0.9},
+                            scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    trainer = _trainer(tmp_path, max_epochs=2, logger=False, enable_checkpointing=False)
+    trainer.fit(module)
+    optimizer = trainer.optimizers[0]
+    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["momentum"] == 0.9
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 2)
+
+
 # --- what is refused, and how ------------------------------------------------------------------------
 
 
