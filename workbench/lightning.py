@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .apply import _mark_item, _step_failed, _step_of
 from .collate import collate, uncollate
-from .mode import _MODE
+from .mode import _MODE, MODES
 from .pipeline import POSTPROCESS, Batch, Transform
 
 __all__ = ["PipelineModule", "SaveBundle"]
@@ -79,6 +79,10 @@ class PipelineModule(L.LightningModule):
         for name, fn in (metrics or {}).items():
             if not callable(fn):
                 raise TypeError(f"metric {name!r} must be a callable fn(output, target); got {type(fn).__name__}")
+        taken = sorted(set(loader_options or {}) & {"collate_fn", "batch_size", "shuffle", "dataset"})
+        if taken:
+            raise ValueError(f"loader_options cannot set {', '.join(taken)}: PipelineModule sets them (the pipeline's "
+                             "batch marker collates, e.g. batch.pad(); batch_size= and shuffle= are its own arguments)")
         # Assigned through object.__setattr__: a pipeline that is itself one torch layer must not be
         # registered twice (it is already among ``layers``).
         object.__setattr__(self, "pipeline", pipeline)
@@ -104,6 +108,8 @@ class PipelineModule(L.LightningModule):
 
         >>> trainer.test(module, module.dataloader(test_items))   # doctest: +SKIP
         """
+        if mode not in MODES:
+            raise ValueError(f"unknown apply mode {mode!r}; expected one of {', '.join(MODES)}")
         items = _items(items, name)
         dataset = _PreprocessedItems(items, self._pre, self.target if targets else None, mode, targets, name)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
@@ -117,23 +123,20 @@ class PipelineModule(L.LightningModule):
         return self.dataloader(items, mode="train", shuffle=self.shuffle, name="train")
 
     def val_dataloader(self) -> Any:
-        return self._loader_or_none("val")
+        items = self.data["val"]
+        return [] if items is None else self.dataloader(items, name="val")  # []: no validation
 
     def test_dataloader(self) -> Any:
         if self.data["test"] is None:
             raise ValueError("no test data: pass test=[(input, target), ...] to PipelineModule, "
                              "or dataloaders to trainer.test (module.dataloader(items) builds one)")
-        return self._loader_or_none("test")
+        return self.dataloader(self.data["test"], name="test")
 
     def predict_dataloader(self) -> Any:
         if self.data["predict"] is None:
             raise ValueError("no inputs to predict: pass predict=[input, ...] to PipelineModule, or dataloaders "
                              "to trainer.predict (module.dataloader(inputs, targets=False) builds one)")
         return self.dataloader(self.data["predict"], targets=False, name="predict")
-
-    def _loader_or_none(self, stage: str) -> Any:
-        items = self.data[stage]
-        return [] if items is None else self.dataloader(items, name=stage)
 
     # --- steps -------------------------------------------------------------------------------------
 
