@@ -214,26 +214,31 @@ class PipelineModule(L.LightningModule):
     # --- checkpoints -------------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Put the pipeline (as a bundle), the loss and the options into the Lightning checkpoint."""
+        """Put the pipeline and the loss (as bundles) and the options into the Lightning checkpoint.
+
+        Something that cannot be saved as a bundle is left out with a warning naming it (training
+        goes on; ``load_from_checkpoint`` then needs it passed as a keyword).
+        """
+        pipeline, pipeline_problem = self._bundle_or_warn(self.pipeline, "pipeline")
+        loss, loss_problem = self._bundle_or_warn(self.loss, "loss")
         checkpoint[_CHECKPOINT_KEY] = {
-            "pipeline": _bundle_files(self.pipeline),
-            "loss": self._loss_files(),
+            "pipeline": pipeline, "pipeline_problem": pipeline_problem, "loss": loss, "loss_problem": loss_problem,
             "options": {"batch_size": self.batch_size, "lr": self.lr, "optimizer": _import_path(self.optimizer),
                         "optimizer_options": self.optimizer_options, "shuffle": self.shuffle,
                         "num_workers": self.num_workers},
         }
 
-    def _loss_files(self) -> dict[str, bytes] | None:
+    def _bundle_or_warn(self, obj: Any, what: str) -> tuple[dict[str, bytes] | None, str | None]:
         from .bundle import CaptureError
         from .transform import FunctionTransform
 
         try:
-            return _bundle_files(FunctionTransform(self.loss))
+            return _bundle_files(obj if what == "pipeline" else FunctionTransform(obj)), None
         except CaptureError as exc:
-            if self.trainer is None or self.trainer.is_global_zero:
-                warnings.warn(f"the loss is not stored in the checkpoint (pass loss=... to load_from_checkpoint): "
-                              f"{exc}", stacklevel=2)
-            return None
+            if self._trainer is None or self._trainer.is_global_zero:
+                warnings.warn(f"the {what} is not stored in the checkpoint (pass {what}=... to load_from_checkpoint): "
+                              f"{exc}", stacklevel=3)
+            return None, str(exc)
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | os.PathLike[str], map_location: Any = None,
@@ -242,9 +247,10 @@ class PipelineModule(L.LightningModule):
 
         The pipeline comes back from the bundle stored in the checkpoint (verified like any bundle)
         with the checkpoint's weights; loss, batch size, learning rate and optimizer come back too.
-        Data, metrics, ``target`` and anything else are passed again as keywords. The checkpoint is
-        read with ``torch.load(weights_only=True)``; the bundle's source runs, as ``workbench.load``
-        does: load checkpoints you trust.
+        Data, metrics, ``target`` and anything else are passed again as keywords; so are the
+        pipeline or loss when they could not be stored (``pipeline=...`` gets the checkpoint's
+        weights). The checkpoint is read with ``torch.load(weights_only=True)``; the bundle's source
+        runs, as ``workbench.load`` does: load checkpoints you trust.
 
         >>> pipeline = PipelineModule.load_from_checkpoint("epoch=1.ckpt").pipeline   # doctest: +SKIP
         """
@@ -252,15 +258,18 @@ class PipelineModule(L.LightningModule):
         stored = checkpoint.get(_CHECKPOINT_KEY)
         if stored is None:
             raise ValueError(f"{checkpoint_path} was not written by a PipelineModule: it holds no pipeline")
-        pipeline = _from_bundle_files(stored["pipeline"], "pipeline")
+        for what in ("pipeline", "loss"):
+            if what in kwargs:
+                continue
+            if stored[what] is None:
+                raise ValueError(f"{checkpoint_path} holds no {what}: it could not be saved "
+                                 f"({stored[what + '_problem']}); pass {what}=...")
+            loaded = _from_bundle_files(stored[what], what)
+            kwargs[what] = loaded if what == "pipeline" else loaded.fn
         options = dict(stored["options"])
         optimizer = options.pop("optimizer")
         options["optimizer"] = _import(optimizer) if optimizer is not None else None
-        if "loss" not in kwargs:
-            if stored["loss"] is None:
-                raise ValueError(f"{checkpoint_path} holds no loss (it could not be saved); pass loss=...")
-            kwargs["loss"] = _from_bundle_files(stored["loss"], "loss").fn
-        module = cls(pipeline, **{**options, **kwargs})
+        module = cls(**{**options, **kwargs})
         module.load_state_dict(checkpoint["state_dict"], strict=strict)
         return module
 

@@ -287,6 +287,29 @@ def test_items_that_are_not_pairs_and_failing_steps_are_named(tmp_path):
     assert any("step [1] 'to_image'" in n and "item 3 of train" in n for n in info.value.__notes__)
 
 
+def test_what_a_checkpoint_cannot_hold_is_named_and_passed_when_loading(tmp_path):
+    namespace = {}
+    exec("def loss(output, target):\n    return torch.nn.functional.cross_entropy(output, target)", {"torch": torch},
+         namespace)  # a function whose source cannot be found: it cannot go into a bundle
+    module = PipelineModule(_digits.classifier(), namespace["loss"], train=_digits.digits()[0][:64])
+    trainer = _trainer(tmp_path, max_epochs=1, logger=False, enable_checkpointing=False)
+    trainer.fit(module)
+    with pytest.warns(UserWarning, match=r"the loss is not stored in the checkpoint \(pass loss=\.\.\. to"):
+        trainer.save_checkpoint(tmp_path / "last.ckpt")
+    with pytest.raises(ValueError, match=r"holds no loss: it could not be saved \(cannot save function 'loss'"):
+        PipelineModule.load_from_checkpoint(tmp_path / "last.ckpt")
+    loaded = PipelineModule.load_from_checkpoint(tmp_path / "last.ckpt", loss=F.cross_entropy)
+    assert loaded.loss is F.cross_entropy
+    inputs = [x for x, _ in _digits.digits()[1][:32]]
+    assert list(loaded.pipeline.eval_apply(inputs)) == list(module.pipeline.eval_apply(inputs))
+    # pipeline= replaces the stored pipeline and gets the checkpoint's weights.
+    fresh = _digits.classifier()
+    weights = lambda pl: [p.detach().clone() for m in pl._wb_modules() for p in m.parameters()]  # noqa: E731
+    assert not all(map(torch.equal, weights(fresh), weights(module.pipeline)))
+    PipelineModule.load_from_checkpoint(tmp_path / "last.ckpt", loss=F.cross_entropy, pipeline=fresh)
+    assert all(map(torch.equal, weights(fresh), weights(module.pipeline)))
+
+
 def test_import_workbench_does_not_import_lightning(tmp_path):
     code = "import sys, workbench; print('lightning' in sys.modules, 'lightning.pytorch' in sys.modules)"
     assert _run(code, tmp_path).stdout.split() == ["False", "False"]
