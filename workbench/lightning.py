@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from .apply import _mark_item, _step_failed, _step_of
 from .collate import collate, uncollate
@@ -373,10 +373,11 @@ def _stages(pipeline: Transform) -> tuple[_Stage, _Stage, _Stage, Callable[[list
 
 def _items(items: Any, name: str) -> Any:
     """``items`` as something indexable with a length (a Dataset or a sequence); ``None`` stays ``None``."""
-    if items is None or isinstance(items, Dataset) and hasattr(items, "__len__"):
+    if items is None or hasattr(items, "__getitem__") and hasattr(items, "__len__"):
         return items
-    if hasattr(items, "__getitem__") and hasattr(items, "__len__"):
-        return items
+    if isinstance(items, IterableDataset):
+        raise TypeError(f"{name} is an IterableDataset: PipelineModule needs items it can index (a sequence or a "
+                        "map-style Dataset), so that each process of a distributed run gets its share")
     if isinstance(items, Iterable):
         return list(items)
     raise TypeError(f"{name} must be a sequence or map-style Dataset of items; got {type(items).__name__}")
