@@ -32,10 +32,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
-from .apply import _mark_item, _step_failed, _step_of
+from .apply import _Join, _mark_item, _step_failed, _step_of
 from .collate import collate, uncollate
 from .mode import _MODE, MODES
-from .pipeline import POSTPROCESS, Batch, Transform
+from .pipeline import POSTPROCESS, Transform
 
 __all__ = ["PipelineModule", "SaveBundle"]
 
@@ -362,12 +362,14 @@ _Stage = tuple[Callable[[Any], Any] | None, Any]
 
 def _stages(pipeline: Transform) -> tuple[_Stage, _Stage, _Stage, Callable[[list[Any]], Any], bool]:
     """Preprocess, forward and postprocess as ``(callable, node to note errors with)`` (see
-    ``apply._step_of``), the inputs' collate, and whether the pipeline has ``unbatch``."""
-    marker = next((t for t in pipeline._wb_walk() if isinstance(t, Batch)), None)
-    if marker is None:  # no batch: the whole pipeline is the forward stage, on default-collated inputs
-        return (None, None), _step_of(pipeline), (None, None), collate, False
-    (pre, fwd, post), end = pipeline._wb_split(0)
-    join = getattr(marker, "_wb_collate", collate)
+    ``apply._step_of``), the inputs' collate, and whether the pipeline has ``unbatch``.
+
+    Without ``batch`` there is no preprocessing: the inputs are collated with ``default_collate``
+    and the pipeline (up to ``unbatch``, if any) is the forward stage.
+    """
+    (pre, fwd, post), end = pipeline._wb_parts()
+    marker = pipeline._wb_batch_marker()
+    join = _Join(*marker) if marker is not None else collate
     return _step_of(pre), _step_of(fwd), _step_of(post), join, end == POSTPROCESS
 
 

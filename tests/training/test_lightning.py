@@ -236,6 +236,69 @@ def test_optimizer_options_and_scheduler(tmp_path):
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 2)
 
 
+# --- text: sentences of different lengths, padded by the pipeline's batch marker --------------------
+
+POSITIVE = ["good", "great", "lovely", "excellent", "fine"]
+NEGATIVE = ["bad", "awful", "poor", "terrible", "dull"]
+FILLER = ["the", "film", "was", "really", "quite", "a", "story", "and", "plot"]
+
+
+def _sentences(n, seed):
+    """``n`` (sentence, label) pairs of 2 to 9 words: filler words and one word that gives the label."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        label = i % 2
+        length = int(torch.randint(1, 9, (1,), generator=g))
+        words = [FILLER[int(j)] for j in torch.randint(len(FILLER), (length,), generator=g)]
+        cue = (NEGATIVE if label else POSITIVE)[int(torch.randint(5, (1,), generator=g))]
+        words.insert(int(torch.randint(len(words) + 1, (1,), generator=g)), cue)
+        out.append((" ".join(words), label))
+    return out
+
+
+class MeanOfEmbeddings(torch.nn.Module):
+    """Token ids (0 = padding) to class scores: the mean of the real tokens' embeddings, then a linear layer."""
+
+    def __init__(self, vocabulary: int, dim: int, classes: int):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocabulary, dim, padding_idx=0)
+        self.out = torch.nn.Linear(dim, classes)
+
+    def forward(self, ids):
+        mask = (ids != 0).unsqueeze(-1).float()
+        return self.out((self.embedding(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+
+
+def test_a_text_pipeline_with_padding_trains(tmp_path):
+    train, held_out = _sentences(200, 0), _sentences(60, 1)
+    vocab = {w: i for i, w in enumerate(sorted({w for s, _ in train for w in s.split()}), start=2)}  # 0 pad, 1 unknown
+    tokenize = transform(lambda s: torch.tensor([vocab.get(w, 1) for w in s.split()]))
+    widths = []
+
+    @transform
+    def width(ids):
+        widths.append(ids.shape[1])
+        return ids
+
+    torch.manual_seed(0)
+    classifier = tokenize >> batch.pad(0) >> width >> transform(MeanOfEmbeddings(len(vocab) + 2, 16, 2)) >> unbatch \
+        >> transform(lambda scores: int(scores.argmax()))
+    module = PipelineModule(classifier, F.cross_entropy, train=train, batch_size=16, lr=0.05)
+    _trainer(tmp_path, max_epochs=5, logger=False, enable_checkpointing=False).fit(module)
+    assert len(set(widths)) > 1  # batches of different lengths were padded to their longest sentence
+    predictions = list(classifier.eval_apply([s for s, _ in held_out]))
+    accuracy = sum(p == y for p, (_, y) in zip(predictions, held_out)) / len(held_out)
+    assert accuracy >= 0.9, accuracy
+
+    # The same pipeline with a plain batch cannot stack sentences of different lengths, and says so.
+    unpadded = tokenize >> batch >> transform(MeanOfEmbeddings(len(vocab) + 2, 16, 2))
+    module = PipelineModule(unpadded, F.cross_entropy, train=train, batch_size=16)
+    with pytest.raises(RuntimeError) as info:
+        _trainer(tmp_path, max_epochs=1, logger=False, enable_checkpointing=False).fit(module)
+    assert any("step [1] 'batch'" in n and "use batch.pad(value=0)" in n for n in info.value.__notes__)
+
+
 # --- what is refused, and how ------------------------------------------------------------------------
 
 
