@@ -245,11 +245,16 @@ def _quantized(**spec: Any) -> Callable[[], tuple[nn.Module, tuple[Any, ...]]]:
     return build
 
 
-def _quantized_recurrent(layer: nn.Module, dtype: torch.dtype, *args: Any) -> Callable[[], tuple[nn.Module, tuple[Any, ...]]]:
+def _quantized_recurrent(layer: nn.Module, dtype: torch.dtype | str, *args: Any) -> Callable[
+        [], tuple[nn.Module, tuple[Any, ...]]]:
+    """``layer`` dynamically quantized to ``dtype`` (or ``"per_channel"``: qint8 scales per output row)."""
     def build() -> tuple[nn.Module, tuple[Any, ...]]:
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        model = quantize_dynamic(nn.Sequential(layer), {type(layer)}, dtype=dtype)
+        if dtype == "per_channel":
+            model = quantize_dynamic(nn.Sequential(layer), {type(layer): per_channel_dynamic_qconfig})
+        else:
+            model = quantize_dynamic(nn.Sequential(layer), {type(layer)}, dtype=dtype)
         return (model if len(args) == 1 else CalledWithState(model[0])), args
 
     return build
@@ -289,6 +294,8 @@ CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
         nn.GRU(4, 5, num_layers=2, bidirectional=True), torch.qint8, r(6, 2, 4))(),
     "quantize_dynamic_gru_float16_with_state": lambda: _quantized_recurrent(
         nn.GRU(4, 5, num_layers=2), torch.float16, r(6, 2, 4), r(2, 2, 5))(),
+    "quantize_dynamic_lstm_per_channel": lambda: _quantized_recurrent(nn.LSTM(4, 5, num_layers=2), "per_channel",
+                                                                     r(6, 2, 4))(),
     "quantize_dynamic_lstm_cell_qint8": lambda: _quantized_recurrent(nn.LSTMCell(4, 5), torch.qint8, r(3, 4))(),
     "quantize_dynamic_lstm_cell_float16": lambda: _quantized_recurrent(nn.LSTMCell(4, 5), torch.float16, r(3, 4))(),
     "quantize_dynamic_gru_cell_qint8": lambda: _quantized_recurrent(nn.GRUCell(4, 5), torch.qint8, r(3, 4), r(3, 5))(),

@@ -214,15 +214,20 @@ class LayersMixin:
         torch = self._torch
         rnn = sys.modules.get("torch.ao.nn.quantized.dynamic.modules.rnn")  # not imported: no such layer exists
         if isinstance(vars(module).get("_packed_params"), torch.ScriptObject) \
-                and callable(getattr(module, "_weight_bias", None)) and callable(getattr(module, "set_weight_bias", None)):
+                and callable(getattr(module, "_weight_bias", None)) \
+                and callable(getattr(module, "set_weight_bias", None)):
             weight, bias = module._weight_bias()  # a quantized Linear's packed parameters
-            return {"_packed_params"}, [f"{name}.set_weight_bias({self._packed_tensors((weight, bias), name)})"]
+            args = f"{self._packed_tensors(weight, name, 'weight')}, {self._packed_tensors(bias, name, 'bias')}"
+            return {"_packed_params"}, [f"{name}.set_weight_bias({args})"]
         if rnn is not None and isinstance(module, rnn.RNNBase):  # LSTM, GRU: one packed cell per layer and direction
             self._check_reduce_range(module)
             unpacked = module._weight_bias()
-            flat = {**unpacked["weight"], **unpacked["bias"]}
+            flat = {**unpacked["weight"], **unpacked["bias"]}  # the one dict its set_weight_bias takes
             calls = [f"{name}.set_weight_bias({self._packed_tensors(flat, name)})"]
             cells = module._all_weight_values  # made anew, in training mode, by set_weight_bias
+            if any(_has_hooks(m) for m in cells.modules()):
+                self._fail(module, "its packed cells (_all_weight_values) have hooks, which are not kept when "
+                                   "set_weight_bias makes the cells anew")
             flags = [m.training for m in cells.modules()]
             if not any(flags):
                 calls.append(f"{name}._all_weight_values.train(False)")
@@ -245,25 +250,25 @@ class LayersMixin:
         expected = not (module.version is None or module.version < 2)
         for packed in module._all_weight_values:
             kind, _, _, flags, _ = packed.param.__getstate__()[0]
+            if kind not in ("quantized_dynamic", "quantized_fp16"):
+                self._fail(module, f"its packed cells are of kind {kind!r}, which set_weight_bias does not make")
             if kind == "quantized_dynamic" and bool(flags[0]) != expected:
                 self._fail(module, f"its packed cells were made with reduce_range={bool(flags[0])} but its version "
                                    f"{module.version!r} packs them again with reduce_range={expected}")
-            if kind not in ("quantized_dynamic", "quantized_fp16"):
-                self._fail(module, f"its packed cells are of kind {kind!r}, which set_weight_bias does not make")
 
-    def _packed_tensors(self, value: Any, name: str, key: str = "") -> str:
-        """The text of ``value`` (tensors in tuples and dicts), its tensors stored by value as weights."""
+    def _packed_tensors(self, value: Any, layer: str, key: str = "") -> str:
+        """The text of an unpacked tensor, or of a dict of them, its tensors stored by value as weights.
+
+        A tensor is stored as ``<layer>.<its key>`` (``lstm.weight_ih_l0``).
+        """
         if isinstance(value, dict):
-            return "{" + ", ".join(f"{k!r}: {self._packed_tensors(v, name, k)}" for k, v in value.items()) + "}"
-        if isinstance(value, tuple):
-            keys = ("weight", "bias")
-            return ", ".join(self._packed_tensors(v, name, keys[i]) for i, v in enumerate(value))
+            return "{" + ", ".join(f"{k!r}: {self._packed_tensors(v, layer, k)}" for k, v in value.items()) + "}"
         if value is None:
             return "None"
         self._keep.append(value)
         self._path.append("packed weights")
         try:
-            return self._tensor_expr(value, f"{name}.{key}", "weights")
+            return self._tensor_expr(value, f"{layer}.{key}", "weights")
         finally:
             self._path.pop()
 
