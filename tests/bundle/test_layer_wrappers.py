@@ -167,11 +167,13 @@ def test_quantized_recurrent_layers_store_their_cells_as_tensors_and_pack_them_a
 
     model = quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(3, 2, bidirectional=True), torch.nn.GRUCell(3, 2)),
                              {torch.nn.LSTM, torch.nn.GRUCell}, dtype=torch.qint8)
+    model[0]._all_weight_values[1].eval()  # the cells are made anew at load: their flags are set again
     cap = workbench.bundle.writer.capture(transform(model))
     assert {k.rpartition(".")[2] for k, t in cap.weights.items() if t.dtype == torch.int8} == {
         "weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse", "weight_hh_l0_reverse", "weight_ih", "weight_hh"}
     source = cap.source()
     assert source.count(".set_weight_bias(") == 2 and "PackedParameter" not in source
+    assert "_all_weight_values[0].training = True\n" in source and "_all_weight_values[1].training = False" in source
 
 
 def test_quantized_recurrent_layer_packed_otherwise_than_it_would_be_again_is_refused(tmp_path):
