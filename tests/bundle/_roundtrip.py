@@ -32,6 +32,8 @@ def plain(value: Any) -> Any:
         return ["quantized", value.int_repr(), value.q_per_channel_scales(), value.q_per_channel_zero_points()]
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
+    if isinstance(value, torch.ScriptObject):  # packed weights: compared through the state they pickle
+        return ["ScriptObject", value._type().qualified_name(), plain(value.__getstate__())]
     if isinstance(value, (tuple, list)):
         return [type(value).__name__] + [plain(v) for v in value]
     if isinstance(value, dict):

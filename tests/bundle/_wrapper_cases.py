@@ -48,6 +48,17 @@ class StatefulGRU(nn.Module):
         return self.gru(x, h)
 
 
+class CalledWithState(nn.Module):
+    """A recurrent layer or cell called with an initial hidden state."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> Any:
+        return self.layer(x, h)
+
+
 # --- parametrizations -------------------------------------------------------------------------------
 
 
@@ -234,6 +245,21 @@ def _quantized(**spec: Any) -> Callable[[], tuple[nn.Module, tuple[Any, ...]]]:
     return build
 
 
+def _quantized_recurrent(layer: nn.Module, dtype: torch.dtype | str, *args: Any) -> Callable[
+        [], tuple[nn.Module, tuple[Any, ...]]]:
+    """``layer`` dynamically quantized to ``dtype`` (or ``"per_channel"``: qint8 scales per output row)."""
+    def build() -> tuple[nn.Module, tuple[Any, ...]]:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        if dtype == "per_channel":
+            model = quantize_dynamic(nn.Sequential(layer), {type(layer): per_channel_dynamic_qconfig})
+        else:
+            model = quantize_dynamic(nn.Sequential(layer), {type(layer)}, dtype=dtype)
+        return (model if len(args) == 1 else CalledWithState(model[0])), args
+
+    return build
+
+
 CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "lstm_text_model": lambda: (TextClassifier(), (torch.randint(0, 20, (2, 6)),)),
     "lstm_projection_one_direction": lambda: (nn.LSTM(4, 6, proj_size=2), (r(5, 4),)),
@@ -260,4 +286,21 @@ CASES: dict[str, Callable[[], tuple[nn.Module, tuple[Any, ...]]]] = {
     "quantize_dynamic_float16": _quantized(qconfig_spec={nn.Linear}, dtype=torch.float16),
     "quantize_dynamic_per_channel": lambda: _quantized(
         qconfig_spec={nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig})(),
+    "quantize_dynamic_lstm_qint8_two_layers_bidirectional": lambda: _quantized_recurrent(
+        nn.LSTM(4, 5, num_layers=2, bidirectional=True), torch.qint8, r(6, 2, 4))(),
+    "quantize_dynamic_lstm_float16_two_layers_bidirectional": lambda: _quantized_recurrent(
+        nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True), torch.float16, r(2, 6, 4))(),
+    "quantize_dynamic_gru_qint8_two_layers_bidirectional": lambda: _quantized_recurrent(
+        nn.GRU(4, 5, num_layers=2, bidirectional=True), torch.qint8, r(6, 2, 4))(),
+    "quantize_dynamic_gru_float16_with_state": lambda: _quantized_recurrent(
+        nn.GRU(4, 5, num_layers=2), torch.float16, r(6, 2, 4), r(2, 2, 5))(),
+    "quantize_dynamic_lstm_per_channel": lambda: _quantized_recurrent(nn.LSTM(4, 5, num_layers=2), "per_channel",
+                                                                     r(6, 2, 4))(),
+    "quantize_dynamic_lstm_cell_qint8": lambda: _quantized_recurrent(nn.LSTMCell(4, 5), torch.qint8, r(3, 4))(),
+    "quantize_dynamic_lstm_cell_float16": lambda: _quantized_recurrent(nn.LSTMCell(4, 5), torch.float16, r(3, 4))(),
+    "quantize_dynamic_gru_cell_qint8": lambda: _quantized_recurrent(nn.GRUCell(4, 5), torch.qint8, r(3, 4), r(3, 5))(),
+    "quantize_dynamic_gru_cell_float16": lambda: _quantized_recurrent(nn.GRUCell(4, 5), torch.float16, r(3, 4))(),
+    "quantize_dynamic_rnn_cell_qint8": lambda: _quantized_recurrent(nn.RNNCell(4, 5), torch.qint8, r(3, 4))(),
+    "quantize_dynamic_rnn_cell_float16": lambda: _quantized_recurrent(
+        nn.RNNCell(4, 5, nonlinearity="relu"), torch.float16, r(3, 4))(),
 }

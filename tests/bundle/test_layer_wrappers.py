@@ -162,11 +162,27 @@ def test_quantized_weights_are_stored_as_integers_with_their_scale():
     assert "_bundle.quantized(" in cap.source() and ".set_weight_bias(" in cap.source()
 
 
-def test_quantized_recurrent_layer_is_refused_by_name(tmp_path):
+def test_quantized_recurrent_layers_store_their_cells_as_tensors_and_pack_them_again():
+    from torch.ao.quantization import quantize_dynamic
+
+    model = quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(3, 2, bidirectional=True), torch.nn.GRUCell(3, 2)),
+                             {torch.nn.LSTM, torch.nn.GRUCell}, dtype=torch.qint8)
+    model[0]._all_weight_values[1].eval()  # the cells are made anew at load: their flags are set again
+    cap = workbench.bundle.writer.capture(transform(model))
+    assert {k.rpartition(".")[2] for k, t in cap.weights.items() if t.dtype == torch.int8} == {
+        "weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse", "weight_hh_l0_reverse", "weight_ih", "weight_hh"}
+    source = cap.source()
+    assert source.count(".set_weight_bias(") == 2 and "PackedParameter" not in source
+    assert "_all_weight_values[0].training = True\n" in source and "_all_weight_values[1].training = False" in source
+
+
+def test_quantized_recurrent_layer_packed_otherwise_than_it_would_be_again_is_refused(tmp_path):
     from torch.ao.quantization import quantize_dynamic
 
     model = quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(3, 2)), {torch.nn.LSTM}, dtype=torch.qint8)
-    with pytest.raises(CaptureError, match=r"PackedParameter object.*'param' is a TorchScript object"):
+    model[0].version = 1  # as after loading an old state dict: packing again would not reduce the range
+    with pytest.raises(CaptureError, match=r"made with reduce_range=True but its version 1 packs them again "
+                                           r"with reduce_range=False"):
         workbench.save(transform(model), tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
 

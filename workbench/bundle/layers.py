@@ -11,7 +11,8 @@
   rebuilt as their plain class holding the saved ``parametrizations`` and then re-parametrized;
 - hooks (forward, pre-forward, backward, state-dict) are saved like any other function and
   registered again, in their order, by the same torch calls a user would write;
-- packed weights of quantized layers are unpacked to tensors and packed again with ``set_weight_bias``;
+- packed weights of quantized layers (``Linear``, ``LSTM``, ``GRU`` and the cells) are unpacked to
+  tensors and packed again with ``set_weight_bias``;
 - ``torch.compile`` becomes the original layer and the ``torch.compile`` call with the same settings;
 - TorchScript modules are saved as TorchScript's own archive, their tensors as weights.
 
@@ -92,21 +93,24 @@ class LayersMixin:
             cls_text = f"_wb.transform({self.expr(cls, cls.__name__)})" if wrapped else self.expr(cls, cls.__name__)
             params = [f"{p!r}: {self._weight_expr(t, f'{name}.{p}', True)}" for p, t in state["_parameters"].items()]
             buffers = [f"{b!r}: {self._weight_expr(t, f'{name}.{b}', False)}" for b, t in state["_buffers"].items()]
+            repacked, packed = self._repacking(module, name)
             children = []
             for cname, child in state["_modules"].items():
+                if cname in repacked:
+                    continue
                 self._path.append(f"submodule {cname!r}")
                 try:
                     children.append(f"{cname!r}: {self.expr(child, f'{name}_{cname}') if child is not None else 'None'}")
                 finally:
                     self._path.pop()
             attrs = []
-            packed = []
             for attr, value in state.items():
-                if attr in self._torch_internal and attr != "training" or attr == "_compiled_call_impl":
+                if attr in self._torch_internal and attr != "training" or attr == "_compiled_call_impl" \
+                        or attr in repacked:
                     continue
                 if isinstance(value, torch.ScriptObject):
-                    packed.append(self._packed_call(module, name, attr, value))
-                    continue
+                    self._fail(module, f"its attribute {attr!r} is a TorchScript object "
+                                       f"({value._type().qualified_name()}) that it offers no way to rebuild")
                 self._path.append(f"attribute {attr!r}")
                 try:
                     attrs.append(f"{attr!r}: {self.expr(value, attr)}")
@@ -200,25 +204,73 @@ class LayersMixin:
             self.statements.append(f"{comment}{name}.{method}({text}{extra})")
             comment = ""
 
-    def _packed_call(self, module: Any, name: str, attr: str, value: Any) -> str:
-        """``layer.set_weight_bias(weight, bias)``: packed weights (quantized layers) rebuilt from tensors by value.
+    def _repacking(self, module: Any, name: str) -> tuple[set[str], list[str]]:
+        """The attributes and sub-layers holding ``module``'s packed weights, and the calls packing them again.
 
-        Packed weights are TorchScript objects; the layers that hold them unpack them with
-        ``_weight_bias()`` and pack them with ``set_weight_bias``, and so does the bundle.
+        Packed weights (quantized layers) are TorchScript objects. The layers holding them unpack
+        them to tensors (``_weight_bias()``) and pack tensors (``set_weight_bias``); the bundle stores
+        the tensors by value and makes the same ``set_weight_bias`` call after the layer is rebuilt.
         """
-        if attr != "_packed_params" or not callable(getattr(module, "_weight_bias", None)) \
-                or not callable(getattr(module, "set_weight_bias", None)):
-            self._fail(module, f"its attribute {attr!r} is a TorchScript object "
-                               f"({value._type().qualified_name()}) that it offers no way to rebuild")
-        weight, bias = module._weight_bias()
-        self._keep.extend((weight, bias))
+        torch = self._torch
+        rnn = sys.modules.get("torch.ao.nn.quantized.dynamic.modules.rnn")  # not imported: no such layer exists
+        if isinstance(vars(module).get("_packed_params"), torch.ScriptObject) \
+                and callable(getattr(module, "_weight_bias", None)) \
+                and callable(getattr(module, "set_weight_bias", None)):
+            weight, bias = module._weight_bias()  # a quantized Linear's packed parameters
+            args = f"{self._packed_tensors(weight, name, 'weight')}, {self._packed_tensors(bias, name, 'bias')}"
+            return {"_packed_params"}, [f"{name}.set_weight_bias({args})"]
+        if rnn is not None and isinstance(module, rnn.RNNBase):  # LSTM, GRU: one packed cell per layer and direction
+            self._check_reduce_range(module)
+            unpacked = module._weight_bias()
+            flat = {**unpacked["weight"], **unpacked["bias"]}  # the one dict its set_weight_bias takes
+            calls = [f"{name}.set_weight_bias({self._packed_tensors(flat, name)})"]
+            cells = module._all_weight_values  # made anew, in training mode, by set_weight_bias
+            if any(_has_hooks(m) for m in cells.modules()):
+                self._fail(module, "its packed cells (_all_weight_values) have hooks, which are not kept when "
+                                   "set_weight_bias makes the cells anew")
+            flags = [m.training for m in cells.modules()]
+            if not any(flags):
+                calls.append(f"{name}._all_weight_values.train(False)")
+            elif not all(flags):
+                calls.append(f"{name}._all_weight_values.training = {flags[0]}")
+                calls += [f"{name}._all_weight_values[{i}].training = {flag}" for i, flag in enumerate(flags[1:])]
+            return {"_all_weight_values"}, calls
+        if rnn is not None and isinstance(module, rnn.RNNCellBase):  # LSTMCell, GRUCell, RNNCell
+            unpacked = module._weight_bias()
+            return ({"_packed_weight_ih", "_packed_weight_hh"},
+                    [f"{name}.set_weight_bias({self._packed_tensors(unpacked, name)})"])
+        return set(), []
+
+    def _check_reduce_range(self, module: Any) -> None:
+        """Refuse a quantized LSTM/GRU whose cells ``set_weight_bias`` would pack with another ``reduce_range``.
+
+        ``set_weight_bias`` packs ``qint8`` cells with ``reduce_range`` set from the layer's ``version``
+        (``version >= 2``); a layer whose cells say otherwise would compute differently once rebuilt.
+        """
+        expected = not (module.version is None or module.version < 2)
+        for packed in module._all_weight_values:
+            kind, _, _, flags, _ = packed.param.__getstate__()[0]
+            if kind not in ("quantized_dynamic", "quantized_fp16"):
+                self._fail(module, f"its packed cells are of kind {kind!r}, which set_weight_bias does not make")
+            if kind == "quantized_dynamic" and bool(flags[0]) != expected:
+                self._fail(module, f"its packed cells were made with reduce_range={bool(flags[0])} but its version "
+                                   f"{module.version!r} packs them again with reduce_range={expected}")
+
+    def _packed_tensors(self, value: Any, layer: str, key: str = "") -> str:
+        """The text of an unpacked tensor, or of a dict of them, its tensors stored by value as weights.
+
+        A tensor is stored as ``<layer>.<its key>`` (``lstm.weight_ih_l0``).
+        """
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k!r}: {self._packed_tensors(v, layer, k)}" for k, v in value.items()) + "}"
+        if value is None:
+            return "None"
+        self._keep.append(value)
         self._path.append("packed weights")
         try:
-            w = self._tensor_expr(weight, f"{name}.weight", "weights")
-            b = "None" if bias is None else self._tensor_expr(bias, f"{name}.bias", "weights")
+            return self._tensor_expr(value, f"{layer}.{key}", "weights")
         finally:
             self._path.pop()
-        return f"{name}.set_weight_bias({w}, {b})"
 
     # --- torch.compile ------------------------------------------------------------------------------------
 
