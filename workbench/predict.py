@@ -83,21 +83,7 @@ def read_json_lines(path: str | Path, stdin: TextIO | None = None) -> list[Any]:
     A missing file or a line that is not one JSON value is an :class:`InputError` naming the file
     and the line number.
     """
-    if str(path) == "-":
-        import sys
-
-        stream = stdin if stdin is not None else sys.stdin
-        return _decode_lines(stream, "<stdin>")
-    file = Path(path)
-    if not file.exists():
-        raise InputError(f"input file {str(file)!r} does not exist")
-    if file.is_dir():
-        raise InputError(f"input file {str(file)!r} is a directory")
-    try:
-        with file.open(encoding="utf-8") as stream:
-            return _decode_lines(stream, str(file))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"input file {str(file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return [decode(text, where) for where, text in read_lines(path, stdin)]
 
 
 def read_lines(path: str | Path, stdin: TextIO | None = None) -> list[tuple[str, str]]:
@@ -134,14 +120,6 @@ def decode(text: str, where: str) -> Any:
     'the striker scored'
     """
     return _decode(text, where)
-
-
-def _decode_lines(stream: Iterable[str], name: str) -> list[Any]:
-    values = []
-    for number, line in enumerate(stream, 1):
-        if line.strip():
-            values.append(_decode(line, f"{name} line {number}"))
-    return values
 
 
 def _decode(text: str, where: str) -> Any:
