@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,32 @@ def browser(tmp_path_factory):
         finally:
             context.close()
             shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_notebook(lab, browser, name: str, cells: list[str], timeout: float) -> tuple[Any, list[str]]:
+    """Write ``cells`` as notebook ``name``, open it in JupyterLab, wait for its kernel and run it.
+
+    Returns the page and the list that collects the page's uncaught errors as they happen.
+    """
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab.root / name)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(lab.page_url(name))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }", timeout=timeout)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    return page, errors
+
+
+@pytest.fixture(scope="module")
+def notebook_page(lab, browser):
+    """:func:`open_notebook` on this module's JupyterLab and browser: ``notebook_page(name, cells, timeout)``."""
+    return lambda name, cells, timeout: open_notebook(lab, browser, name, cells, timeout)

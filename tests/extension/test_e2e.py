@@ -7,10 +7,8 @@ Screenshots go to test-artifacts/extension/.
 
 from __future__ import annotations
 
-import json
 import re
 
-import nbformat
 import pytest
 
 from pathlib import Path
@@ -46,23 +44,8 @@ def run_js(page, code: str):
 
 
 @pytest.fixture(scope="module")
-def page(lab, browser):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(IMPORTS), nbformat.v4.new_code_cell(BUILD)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, lab.root / "pipelines.ipynb")
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(lab.page_url("pipelines.ipynb"))
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT)
-    # Wait for the kernel, then run the notebook.
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }",
-        timeout=TIMEOUT)
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+def page(notebook_page):
+    page, errors = notebook_page("pipelines.ipynb", [IMPORTS, BUILD], TIMEOUT)
     page.wait_for_selector(".jp-OutputArea-output .wb-diagram", timeout=TIMEOUT)
     yield page
     assert not [e for e in errors if "workbench" in e.lower() or "wb-" in e], errors

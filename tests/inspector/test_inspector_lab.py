@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import nbformat
 import pytest
 
 # The JupyterLab server and browser fixtures of the extension's end-to-end tests.
@@ -40,20 +39,8 @@ w"""
 
 
 def test_picking_a_step_and_an_example_in_jupyterlab_updates_the_view(lab, browser):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, lab.root / "inspector.ipynb")
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = _fixtures.open_notebook(lab, browser, "inspector.ipynb", [CELL], TIMEOUT)
     try:
-        page.goto(lab.page_url("inspector.ipynb"))
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT)
-        page.wait_for_function(
-            "() => { const w = window.jupyterapp.shell.currentWidget;"
-            " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-            " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }", timeout=TIMEOUT)
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         output = page.locator(".jp-OutputArea-output").first
         select = output.locator(".widget-select select")
         select.wait_for(timeout=TIMEOUT)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import nbformat
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
@@ -53,21 +52,9 @@ def _check_and_shoot(page, name: str) -> None:
 
 
 def test_text_inspector_shows_words_and_class_names_at_natural_size(lab, browser):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, lab.root / "text-inspector.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = _fixtures.open_notebook(lab, browser, "text-inspector.ipynb", [CELL], TIMEOUT)
     try:
-        page.goto(lab.page_url("text-inspector.ipynb"))
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT)
-        page.wait_for_function(
-            "() => { const w = window.jupyterapp.shell.currentWidget;"
-            " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-            " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }", timeout=TIMEOUT)
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         output = page.locator(".jp-OutputArea-output").first
         raw = output.locator(".workbench-raw-text").first
         raw.wait_for(timeout=TIMEOUT)
