@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .collate import _DEVICE, collate, describe_shapes, device_scope, to_device, uncollate
+from .collate import _DEVICE, describe_shapes, device_scope, to_device, uncollate
 from .mode import _MODE
 from .pipeline import FORWARD, POSTPROCESS, PREPROCESS, Compose, Transform, _annotate, refresh_note
 

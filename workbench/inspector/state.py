@@ -20,13 +20,13 @@ import dataclasses
 import operator
 import re
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
 from ..pipeline import Transform
 from .summary import ImageLayout, Summary, TopK, image_layout, leaves, summarize, text_of, top_k
-from .tracing import Key, StepInfo, Trace, _run, pipeline_steps
+from .tracing import StepInfo, Trace, _run, pipeline_steps
 from .raw import raw_html, token_list, tokens_html
 from .views import Column, ViewOptions, save_png, view_figure
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import html
 import reprlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence, overload
 
 import numpy as np

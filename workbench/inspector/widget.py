@@ -19,7 +19,6 @@ from typing import Any, Mapping, Sequence
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from ..pipeline import Transform
 from .extensions import View, ViewFactory, registered_views
 from .state import InspectorState
 from .views import figure_png
