@@ -8,6 +8,7 @@ readers (cheap), so the whole module stays bounded in time; everything lives und
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -274,6 +275,36 @@ with placing.staging(Path(sys.argv[1])) as tmp:
     with pytest.warns(BundleWarning, match=rf"removed {staged[0]} \(123,456 bytes\)"):
         workbench.save(workbench.transform(len), target, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.wb"]
+
+
+def test_an_empty_leftover_is_removed_however_young(tmp_path):
+    """A kill inside the removal of a swapped-out bundle leaves an empty, unlocked, just-modified directory."""
+    target = workbench.save(workbench.transform(len), tmp_path / "m.wb")
+    (tmp_path / ".m.wb.tmp-0123456789").mkdir()
+    with pytest.warns(BundleWarning, match=r"removed \.m\.wb\.tmp-0123456789 \(0 bytes\)"):
+        workbench.save(workbench.transform(str), target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.wb"]
+
+
+def test_a_staging_directory_removed_before_it_was_locked_is_made_again(tmp_path, monkeypatch):
+    """A concurrent save's clean-up may remove a staging directory between its mkdir and its lock."""
+    removed = []
+    lock = placing._lock
+
+    def remove_first_then_lock(path, *, wait):
+        if not removed:
+            removed.append(path.name)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)  # opened before the removal, like a racing save
+            path.rmdir()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return fd
+        return lock(path, wait=wait)
+
+    monkeypatch.setattr(placing, "_lock", remove_first_then_lock)
+    with placing.staging(tmp_path / "m.wb") as tmp:
+        assert tmp.is_dir() and tmp.name != removed[0]
+        (tmp / "x").write_text("kept")
+    assert (tmp / "x").read_text() == "kept"
 
 
 def test_a_bundle_displaced_by_a_killed_fallback_save_is_put_back(tmp_path):

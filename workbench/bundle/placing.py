@@ -33,7 +33,6 @@ import fcntl
 import os
 import shutil
 import sys
-import time
 import uuid
 import warnings
 from pathlib import Path
@@ -47,7 +46,6 @@ __all__ = ["RENAME_NOREPLACE", "RENAME_EXCHANGE", "staging", "sync_tree", "place
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-_YOUNG_SECONDS = 10.0  # an empty, unlocked staging directory this young may be a save that is just starting
 
 
 class _Unsupported(Exception):
@@ -102,18 +100,39 @@ def _lock(path: Path, *, wait: bool) -> int | None:
 
 @contextlib.contextmanager
 def staging(target: Path) -> Iterator[Path]:
-    """A new locked hidden directory beside ``target``; removed on error, unlocked on exit."""
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:10]}"
-    tmp.mkdir()
-    fd = _lock(tmp, wait=True)
+    """A new locked hidden directory beside ``target``; removed on error, unlocked on exit.
+
+    Between ``mkdir`` and ``flock`` the new directory is unlocked, and a concurrent save's
+    :func:`clean_leftovers` may take it for a killed save's and remove it; the lock is then on a
+    removed directory, which this notices, and it starts again under a new name.
+    """
+    while True:
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:10]}"
+        tmp.mkdir()
+        try:
+            fd = _lock(tmp, wait=True)
+        except FileNotFoundError:
+            continue
+        if _is_at(fd, tmp):
+            break
+        os.close(fd)
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the directory open as ``fd`` is still the one at ``path``."""
+    try:
+        at = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (at.st_dev, at.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _fsync(path: Path, directory: bool) -> None:
@@ -242,9 +261,6 @@ def clean_leftovers(target: Path, is_bundle: Callable[[Path], bool]) -> list[str
         if fd is None:
             continue  # a save in progress
         try:
-            st = os.fstat(fd)
-            if not os.listdir(fd) and time.time() - st.st_mtime < _YOUNG_SECONDS:
-                continue
             size = _size(path)
             if name.startswith(prefixes[1]) and not _exists(target) and is_bundle(path):
                 with contextlib.suppress(OSError):
