@@ -127,7 +127,7 @@ def test_bad_requests_fail_alone_with_the_step_named(server, pipelines):
 def test_a_full_queue_answers_503_with_retry_after(server, pipelines):
     async def scenario():
         async with httpx.AsyncClient(timeout=30) as client:
-            slow = asyncio.create_task(client.post(server.url + "/predict", json={"sleep": 1.0, "x": [0.0] * 16}))
+            slow = asyncio.create_task(client.post(server.url + "/predict", json={"sleep": 2.0, "x": [0.0] * 16}))
             await asyncio.sleep(0.3)       # the pipeline thread is now busy with it
             filling = asyncio.create_task(client.post(server.url + "/predict", json={"inputs": _inputs(16)}))
             await asyncio.sleep(0.2)       # 16 inputs wait: the queue is full
