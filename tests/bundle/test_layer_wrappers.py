@@ -157,7 +157,7 @@ def test_quantized_weights_are_stored_as_integers_with_their_scale():
 
     model = quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(2, 2)), {torch.nn.Linear}, dtype=torch.qint8)
     cap = workbench.bundle.writer.capture(transform(model))
-    weight = next(t for k, t in cap.weights.items() if k.endswith(".weight"))
+    weight = next(t for k, t in cap.data.weights.items() if k.endswith(".weight"))
     assert weight.dtype == torch.int8
     assert "_bundle.quantized(" in cap.source() and ".set_weight_bias(" in cap.source()
 
@@ -169,7 +169,7 @@ def test_quantized_recurrent_layers_store_their_cells_as_tensors_and_pack_them_a
                              {torch.nn.LSTM, torch.nn.GRUCell}, dtype=torch.qint8)
     model[0]._all_weight_values[1].eval()  # the cells are made anew at load: their flags are set again
     cap = workbench.bundle.writer.capture(transform(model))
-    assert {k.rpartition(".")[2] for k, t in cap.weights.items() if t.dtype == torch.int8} == {
+    assert {k.rpartition(".")[2] for k, t in cap.data.weights.items() if t.dtype == torch.int8} == {
         "weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse", "weight_hh_l0_reverse", "weight_ih", "weight_hh"}
     source = cap.source()
     assert source.count(".set_weight_bias(") == 2 and "PackedParameter" not in source

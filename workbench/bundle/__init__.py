@@ -6,10 +6,12 @@
 
 See docs/bundles.md for the format and the fidelity rules. Modules: :mod:`.source` (finding the
 source of functions and classes in files and notebook cells), :mod:`.scope` (global names and
-renaming), :mod:`.capture` (what to write: walking the pipeline, naming, values), with
-:mod:`.definitions` (functions and classes copied as source, verified by :mod:`.codetext`) and
-:mod:`.objects` (layers, tensors, instances), :mod:`.installed` (import or copy), :mod:`.emit`
-(the source text), :mod:`.artifacts`
+renaming), :mod:`.capture` (what to write: walking the pipeline), with :mod:`.naming` (the name
+each object gets), :mod:`.storage` (data stored by value), :mod:`.records` (the statements of the
+source, in order), :mod:`.definitions` (functions and classes copied as source, verified by
+:mod:`.codetext`), :mod:`.attributes` (only the attributes the code reads), :mod:`.objects`
+(tensors, instances), :mod:`.layers` (torch layers), :mod:`.installed` (import or copy),
+:mod:`.emit` (the source text, rendered once), :mod:`.artifacts`
 (data by value), :mod:`.manifest`, :mod:`.writer` (``save``), :mod:`.placing` (the atomic move), :mod:`.snapshot`
 (reading a bundle once, confined), :mod:`.reader` (``load``),
 :mod:`.runtime` (what the source calls while loading).

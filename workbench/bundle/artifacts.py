@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .storage import DataFiles
 
 __all__ = ["WEIGHTS", "TENSORS", "ALIGN", "write_all", "write_tensors", "load_tensors", "storable_dtype", "check_frame", "read_frame", "encode_frame", "decode_frame"]
 
@@ -31,25 +34,25 @@ WEIGHTS = "weights.safetensors"
 TENSORS = "artifacts/tensors.safetensors"
 
 
-def write_all(capture: Any, root: Path) -> None:
-    """Write every tensor, array, frame and JSON value collected by ``capture`` under ``root``."""
+def write_all(stored: DataFiles, root: Path) -> None:
+    """Write every tensor, array, frame, JSON value and archive collected in ``stored`` under ``root``."""
     import numpy as np
 
-    if capture.weights:
-        write_tensors(root / WEIGHTS, capture.weights)
-    if capture.tensors or capture.arrays or capture.frames or capture.json_values or capture.archives:
+    if stored.weights:
+        write_tensors(root / WEIGHTS, stored.weights)
+    if stored.tensors or stored.arrays or stored.frames or stored.json_values or stored.archives:
         (root / "artifacts").mkdir()
-    for name, data in capture.archives.items():
-        (root / "artifacts" / f"{name}.torchscript").write_bytes(data)
-    if capture.tensors:
-        write_tensors(root / TENSORS, capture.tensors)
-    for name, array in capture.arrays.items():
+    for name, archive in stored.archives.items():
+        (root / "artifacts" / f"{name}.torchscript").write_bytes(archive)
+    if stored.tensors:
+        write_tensors(root / TENSORS, stored.tensors)
+    for name, array in stored.arrays.items():
         with open(root / "artifacts" / f"{name}.npy", "wb") as f:
             np.save(f, array, allow_pickle=False)
-    for name, value in capture.json_values.items():
+    for name, value in stored.json_values.items():
         with open(root / "artifacts" / f"{name}.json", "w", encoding="utf-8") as f:
             json.dump(value, f, allow_nan=False)
-    for name, frame in capture.frames.items():
+    for name, frame in stored.frames.items():
         directory = root / "artifacts" / f"{name}.frame"
         directory.mkdir()
         meta, arrays = encode_frame(frame)

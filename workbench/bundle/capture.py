@@ -16,6 +16,15 @@ statement of the bundle's source:
   parametrizations, TorchScript programs and ``torch.compile`` calls (:mod:`workbench.bundle.layers`);
 - tensors, arrays, data frames and large literals are stored by value as files.
 
+The walk is the only job of :class:`Capture`; it hands the rest to parts with one job each:
+:class:`~workbench.bundle.naming.Names` (which name each object gets),
+:class:`~workbench.bundle.storage.DataFiles` (what is stored by value as files),
+:class:`~workbench.bundle.records.Records` (the statements of the source, in order, rendered once
+by :func:`workbench.bundle.emit.render`) and :class:`~workbench.bundle.report.Ledger` (what each
+global value adds, and who reads it). How each kind of object is written lives beside it:
+:mod:`.definitions` (copied functions and classes), :mod:`.objects` (tensors, data, instances) and
+:mod:`.layers` (torch layers).
+
 Anything that cannot be rebuilt exactly raises :class:`CaptureError` naming the object, where it
 was defined and how the pipeline reaches it.
 
@@ -29,32 +38,30 @@ True
 from __future__ import annotations
 
 import builtins
-import contextlib
 import enum
 import functools
-import keyword
-import math
 import os
 import re
-import struct
 import sys
 import types
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
+from .attributes import class_lookup, plain_attributes
 from .codetext import strict_equal as _strict_equal
-from .definitions import _MISSING, DefinitionsMixin, _Definition, _function_of, _label, _where
+from .definitions import DefinitionsMixin, _function_of, _label, _where
 from .errors import CaptureError
-from .installed import is_installed_module
+from .installed import import_path, is_installed_module
 from .layers import LayersMixin
+from .naming import Names, object_key, scalar_text as _scalar_text
 from .objects import ObjectsMixin, _is_wrapped
-from .report import CaptureReport, GlobalEntry, _Tally
+from .records import Definition, Records
+from .report import CaptureReport, Ledger
+from .storage import DataFiles, is_array, is_frame, is_numpy_scalar
 
-__all__ = ["Capture", "is_installed_module"]
+__all__ = ["Capture"]
 
 _LARGE_LITERAL = 20_000  # characters of repr above which a container is stored as a JSON file
 
-
-# --- which modules are imported rather than copied ---------------------------------------------------
 
 # --- small helpers ------------------------------------------------------------------------------------
 
@@ -63,27 +70,9 @@ class _Step(str):
     """A pipeline step's title in the capture path (the report names the step that reads a global)."""
 
 
-def _literal_key(obj: Any) -> tuple[str, str] | None:
-    """A hashable key for immutable scalars (their identity does not matter), else None."""
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)) and type(obj) in (
-            bool, int, float, complex, str, bytes):
-        return ("literal", type(obj).__name__ + ":" + _scalar_text(obj))
-    return None
-
-
-def _scalar_text(obj: Any) -> str:
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            bits = struct.pack("<d", obj)
-            if bits == struct.pack("<d", math.copysign(math.nan, obj)):
-                return "float('nan')" if math.copysign(1.0, obj) > 0 else "-float('nan')"
-            return f"__import__('struct').unpack('<d', bytes.fromhex({bits.hex()!r}))[0]"  # a NaN payload, bit for bit
-        if math.isinf(obj):
-            return "float('inf')" if obj > 0 else "float('-inf')"
-        return repr(obj)
-    if isinstance(obj, complex):
-        return f"complex({_scalar_text(obj.real)}, {_scalar_text(obj.imag)})"
-    return repr(obj)
+def _is_literal(obj: Any) -> bool:
+    """Whether ``obj`` is an immutable scalar, written as a literal wherever it is used."""
+    return object_key(obj)[0] == "literal"
 
 
 def _json_exact(value: Any) -> bool:
@@ -101,56 +90,45 @@ def _json_exact(value: Any) -> bool:
 
 
 class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
-    """Collects the source statements, tensors and data files that rebuild one pipeline."""
+    """Walks a pipeline and records the statements, tensors and data files that rebuild it.
+
+    The work is shared among parts with one job each: :attr:`names` (which name each object gets,
+    :class:`~workbench.bundle.naming.Names`), :attr:`data` (what is stored by value as files,
+    :class:`~workbench.bundle.storage.DataFiles`), :attr:`records` (the statements of the source, in
+    order, :class:`~workbench.bundle.records.Records`) and :attr:`ledger` (sizes, readers and origins
+    of the global values, for the capture report, :class:`~workbench.bundle.report.Ledger`). The
+    capture itself keeps only where its walk is; :meth:`source` renders the records once.
+    """
 
     def __init__(self, whole: Iterable[int] = ()) -> None:
         """``whole``: ids of objects to store whole even where the code reads only some attributes."""
         import torch
 
         self._torch = torch
-        self.imports: list[str] = []
-        self.statements: list[str] = []
-        self.definitions: list[_Definition] = []
-        self.weights: dict[str, Any] = {}      # key -> tensor (parameters and buffers of layers)
-        self.tensors: dict[str, Any] = {}      # key -> tensor (other tensors)
-        self.arrays: dict[str, Any] = {}       # name -> numpy array
-        self.frames: dict[str, Any] = {}       # name -> DataFrame / Series
-        self.json_values: dict[str, Any] = {}  # name -> JSON value
-        self.archives: dict[str, bytes] = {}   # name -> TorchScript archive (tensors emptied)
-        self.imported_modules: set[str] = set()
-        self._names: dict[str, Any] = {}       # bundle name -> object key
-        self._primary: dict[Any, str] = {}     # object key -> bundle name
-        self._done: set[Any] = set()
-        self._busy: set[Any] = set()
-        self._pending: list[Any] = []
-        self._aliases: dict[Any, list[str]] = {}
-        self._keep: list[Any] = []
-        self._tensor_keys: dict[int, tuple[str, str, tuple[int, ...] | None]] = {}  # id -> (store, key, dims)
-        self._storages: dict[Any, list[Any]] = {}  # (device, storage pointer) -> stored tensors and byte ranges
-        self._artifact_names: set[str] = set()
-        self._cells: dict[int, Any] = {}  # id(closure cell) -> the first function seen holding it
-        self._namespaces: dict[int, dict[str, Any]] = {}
-        self._path: list[str] = []
-        self._global_of: dict[Any, tuple[str, str, dict[str, Any]]] = {}
-        self._hooked_layers: list[tuple[Any, str, list[str]]] = []  # hooks are registered once all layers exist
-        self._whole = set(whole)
+        self._torch_internal = frozenset(torch.nn.Module().__dict__)  # attributes every layer has
+        self._whole = frozenset(whole)
         home = os.path.expanduser("~")
-        self._home = home.rstrip(os.sep) + os.sep if home not in ("", "/", "~") else None
-        self.home_paths: dict[str, str] = {}  # data strings holding a home path -> how the pipeline reaches them
-        self._views: dict[Any, dict[str, Any]] = {}  # ("view", id) -> {"name", "attrs"} of its namespace
-        self._tally = _Tally(self)
-        self._sizes: dict[Any, list[int]] = {}        # object key -> [weight bytes, data bytes] it added
-        self._readers: dict[Any, dict[str, Any]] = {}  # object key -> report entry under construction
-        self._torch_internal = set(torch.nn.Module().__dict__)
+        self.names = Names()
+        self.data = DataFiles()
+        self.records = Records()
+        self.ledger = Ledger(self._totals, home.rstrip(os.sep) + os.sep if home not in ("", "/", "~") else None)
+        # where the walk is
+        self._done: set[Any] = set()      # keys of objects whose statements are recorded
+        self._busy: set[Any] = set()      # keys of objects being defined (a reference back is a cycle)
+        self._pending: list[Any] = []     # (object, path): named for call time, defined once the current one is done
+        self._path: list[str] = []        # how the pipeline reaches the current object (for errors and the report)
+        self._cells: dict[int, Any] = {}  # id(closure cell) -> the first function seen holding it
+        self._namespaces: dict[int, dict[str, Any]] = {}  # id(local module) -> {"name", "attrs"} of its namespace
+        self._views: dict[Any, dict[str, Any]] = {}       # ("view", id) -> {"name", "attrs"} of its namespace
+        self._hooked_layers: list[tuple[Any, str, list[str]]] = []  # hooks are registered once all layers exist
         for name in dir(builtins):
             if not name.startswith("__"):
-                key = self._key(getattr(builtins, name))
-                self._names[name] = key
+                key = self.names.key(getattr(builtins, name))
+                self.names.bind(name, key, primary=key[0] == "id")
                 if key[0] == "id":
                     self._done.add(key)
-                    self._primary.setdefault(key, name)
         for reserved in ("_wb", "_bundle", "pipeline"):
-            self._names[reserved] = ("reserved", reserved)
+            self.names.bind(reserved, ("reserved", reserved))
 
     # --- entry points ------------------------------------------------------------------------------
 
@@ -162,56 +140,42 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         while self._hooked_layers:
             self._register_hooks()
             self._drain()
-        self.statements.append(f"pipeline = {text}")
+        self.records.add(f"pipeline = {text}")
 
     def source(self) -> str:
         """The bundle source (see :func:`workbench.bundle.emit.render`)."""
         from .emit import render
 
-        return render(self)
+        return render(self.records)
+
+    def report(self) -> CaptureReport:
+        """Every global value captured, with its size and readers, largest first."""
+        return self.ledger.report({key: view["attrs"] for key, view in self._views.items()})
+
+    def narrowed_whole(self) -> set[int]:
+        """Ids of objects stored both as attribute views and whole (the save is then redone storing them whole)."""
+        return {key[1] for key in self._views if ("id", key[1]) in self._done}
+
+    def _totals(self) -> tuple[int, int]:
+        """Bytes collected so far: ``(weights, data)``, data including the source text of the statements."""
+        weights, data = self.data.totals()
+        return weights, data + self.records.size
 
     # --- naming --------------------------------------------------------------------------------------
 
     def _key(self, obj: Any) -> Any:
-        lit = _literal_key(obj)
-        return lit if lit is not None else ("id", id(obj))
-
-    def _fresh(self, base: str) -> str:
-        base = re.sub(r"\W", "_", base) or "value"
-        if base[0].isdigit():
-            base = "_" + base
-        if base not in self._names and not keyword.iskeyword(base):
-            return base
-        n = 2
-        while f"{base}_{n}" in self._names:
-            n += 1
-        return f"{base}_{n}"
+        return self.names.key(obj)
 
     def _claim(self, obj: Any, preferred: str) -> tuple[str, bool]:
         """The bundle name for ``obj``, preferring ``preferred``; True when it is new."""
-        key = self._key(obj)
-        if self._names.get(preferred) == key:
-            return preferred, False
-        if key[0] == "literal":  # immutable values: every name gets its own assignment
-            name = self._fresh(preferred)
-            self._names[name] = key
-            return name, True
-        if key in self._primary:
-            primary = self._primary[key]
-            if preferred.isidentifier() and not keyword.iskeyword(preferred) and preferred not in self._names \
-                    and key[0] == "id":
-                self._names[preferred] = key
-                if key in self._done:
-                    self.statements.append(f"{preferred} = {primary}")
-                else:
-                    self._aliases.setdefault(key, []).append(preferred)
-                return preferred, False
-            return primary, False
-        name = self._fresh(preferred)
-        self._names[name] = key
-        self._primary[key] = name
-        self._keep.append(obj)
-        return name, True
+        name, how = self.names.claim(obj, preferred)
+        if how == "alias":  # another name for an object already named: bound to the first one once it exists
+            key = self._key(obj)
+            if key in self._done:
+                self.records.add(f"{name} = {self.names.primary(key)}")
+            else:
+                self.names.defer_alias(key, name)
+        return name, how == "new"
 
     def _hint(self, obj: Any, fallback: str) -> str:
         name = getattr(obj, "__name__", None) if isinstance(obj, (type, types.FunctionType, types.ModuleType,
@@ -228,7 +192,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
 
     def ref(self, obj: Any, name: str) -> str:
         """A name bound to ``obj`` by the time the bundle's functions run (may be defined later)."""
-        if self._literal_key(obj):
+        if _is_literal(obj):
             return self.need(obj, name)
         bundle_name, new = self._claim(obj, name)
         key = self._key(obj)
@@ -236,17 +200,14 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             self._pending.append((obj, list(self._path)))
         return bundle_name
 
-    def _literal_key(self, obj: Any) -> bool:
-        return _literal_key(obj) is not None
-
     def need(self, obj: Any, name: str) -> str:
         """A name bound to ``obj`` before the next statement runs."""
-        if _literal_key(obj) is not None:
+        if _is_literal(obj):
             bundle_name, new = self._claim(obj, name)
             if new:
-                with self._measure(("literal-name", bundle_name)):
-                    self.statements.append(self._value_comment(obj, bundle_name)
-                                           + f"{bundle_name} = {self._literal_text(obj, bundle_name)}")
+                with self.ledger.measure(("literal-name", bundle_name)):
+                    self.records.add(self._value_comment(obj, bundle_name)
+                                     + f"{bundle_name} = {self._literal_text(obj, bundle_name)}")
             return bundle_name
         bundle_name, _ = self._claim(obj, name)
         key = self._key(obj)
@@ -256,18 +217,15 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             if isinstance(obj, (types.FunctionType, type)):
                 return bundle_name
             self._fail(obj, "refers to itself while being defined (a reference cycle)")
-        self._define(obj, self._primary[key])
+        self._define(obj, self.names.primary(key))
         return bundle_name
 
     def _literal_text(self, obj: Any, hint: str) -> str:
         """A literal, or for a very long string, a read of the JSON file it is stored in."""
-        if isinstance(obj, str) and self._home and self._home in obj:
-            self.home_paths.setdefault(obj if len(obj) <= 200 else obj[:197] + "...",
-                                       " -> ".join(p for p in self._path if p))
+        if isinstance(obj, str):
+            self.ledger.note_text(obj, " -> ".join(p for p in self._path if p))
         if isinstance(obj, str) and len(obj) > _LARGE_LITERAL:
-            name = self._artifact(hint)
-            self.json_values[name] = obj
-            return f"_bundle.json({name!r})"
+            return f"_bundle.json({self.data.add_json(hint, obj)!r})"
         return _scalar_text(obj)
 
     def _drain(self) -> None:
@@ -279,7 +237,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             saved = self._path
             self._path = path
             try:
-                self._define(obj, self._primary[key])
+                self._define(obj, self.names.primary(key))
             finally:
                 self._path = saved
 
@@ -288,7 +246,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
     def expr(self, obj: Any, hint: str) -> str:
         """A Python expression that evaluates to (a faithful copy of) ``obj`` at this point of the source."""
         torch = self._torch
-        if _literal_key(obj) is not None:
+        if _is_literal(obj):
             return self._literal_text(obj, hint)
         if obj is Ellipsis:
             return "..."
@@ -296,9 +254,10 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             return "NotImplemented"
         key = self._key(obj)
         # a mutable container that already has a name (a global another step reads) is shared, not copied
-        if key in self._primary and (key in self._done or key in self._busy or type(obj) in (list, dict, set)):
-            return self.need(obj, self._primary[key])
-        if isinstance(obj, torch.Tensor) and id(obj) in self._tensor_keys:
+        named = self.names.primary(key)
+        if named is not None and (key in self._done or key in self._busy or type(obj) in (list, dict, set)):
+            return self.need(obj, named)
+        if isinstance(obj, torch.Tensor) and self.data.stored(obj) is not None:
             return self._tensor_expr(obj, hint, "tensors")  # already stored: the same memoised read
         from ..pipeline import Transform
 
@@ -326,7 +285,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             owner = obj.__self__
             func = obj.__func__
             cls = owner if isinstance(owner, type) else type(owner)
-            if _function_of(_class_lookup(cls, func.__name__)) is func or \
+            if _function_of(class_lookup(cls, func.__name__)) is func or \
                     getattr(getattr(cls, func.__name__, None), "__func__", None) is func:
                 return f"{self.expr(owner, self._hint(owner, cls.__name__.lower()))}.{func.__name__}"
             return f"{self.need(types, 'types')}.MethodType({self.expr(func, hint)}, {self.expr(owner, hint)})"
@@ -339,11 +298,11 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             return f"{self.expr(type(obj), hint)}.{obj.name}"
         if isinstance(obj, re.Pattern):
             return self._pattern_expr(obj, hint)
-        if _is_numpy_scalar(obj):
+        if is_numpy_scalar(obj):
             if obj.dtype.kind in "biufc" and obj.dtype.itemsize <= 8 * (1 + (obj.dtype.kind == "c")):
                 return f"{self.expr(type(obj), 'numpy_type')}({_scalar_text(obj.item())})"
             # datetime64, longdouble, strings...: their Python value is not exact; a 0-d array is
-            return f"{self._array_expr(_numpy().asarray(obj), hint)}[()]"
+            return f"{self._array_expr(sys.modules['numpy'].asarray(obj), hint)}[()]"
         return self.need(obj, self._hint(obj, hint))
 
     def _pattern_expr(self, pattern: re.Pattern, hint: str) -> str:
@@ -362,9 +321,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         if key in self._busy and not defining:
             self._fail(obj, "contains itself (a reference cycle)")
         if len(_repr_or_empty(obj)) > _LARGE_LITERAL and _json_exact(obj):
-            name = self._artifact(hint)
-            self.json_values[name] = obj
-            return f"_bundle.json({name!r})"
+            return f"_bundle.json({self.data.add_json(hint, obj)!r})"
         self._busy.add(key)
         try:
             if type(obj) is list:
@@ -473,21 +430,19 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
     def _define(self, obj: Any, name: str) -> None:
         key = self._key(obj)
         self._busy.add(key)
-        start = len(self.statements)
+        start = self.records.mark()
         try:
-            with self._measure(key):
+            with self.ledger.measure(key):
                 self._define_inner(obj, name)
         finally:
             self._busy.discard(key)
-        if not isinstance(obj, (types.FunctionType, type, types.ModuleType)) and start < len(self.statements):
+        if not isinstance(obj, (types.FunctionType, type, types.ModuleType)) and start < self.records.mark():
             comment = self._value_comment(obj, name)
             if comment:
-                at = next((i for i in range(len(self.statements) - 1, start - 1, -1)
-                           if self.statements[i].startswith(f"{name} = ")), start)
-                self.statements[at] = comment + self.statements[at]
+                self.records.note(name, start, comment)
         self._done.add(key)
-        for alias in self._aliases.pop(key, []):
-            self.statements.append(f"{alias} = {name}")
+        for alias in self.names.deferred_aliases(key):
+            self.records.add(f"{alias} = {name}")
 
     def _define_inner(self, obj: Any, name: str) -> None:
         torch = self._torch
@@ -496,13 +451,13 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         if isinstance(obj, types.ModuleType):
             return self._define_module(obj, name)
         if isinstance(obj, ModuleProxy):
-            self.statements.append(f"{name} = _wb.transform({self.expr(obj._module, obj._module.__name__.split('.')[-1])})")
+            self.records.add(f"{name} = _wb.transform({self.expr(obj._module, obj._module.__name__.split('.')[-1])})")
             return None
         if isinstance(obj, type) and "_wb_base" in vars(obj) and _is_wrapped(obj):
             base = obj._wb_base
-            self.statements.append(f"{name} = _wb.transform({self.expr(base, base.__name__)})")
+            self.records.add(f"{name} = _wb.transform({self.expr(base, base.__name__)})")
             return None
-        where = self._import_path(obj)
+        where = import_path(obj)
         inner = getattr(obj, "__wrapped__", None)
         if where is None and isinstance(inner, types.FunctionType) and not isinstance(obj, type) \
                 and inner.__globals__.get(inner.__name__) is obj:
@@ -514,98 +469,55 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         if isinstance(obj, type):
             return self._define_class(obj, name)
         if isinstance(obj, torch.Tensor):
-            self.statements.append(f"{name} = {self._tensor_expr(obj, name, 'tensors')}")
+            self.records.add(f"{name} = {self._tensor_expr(obj, name, 'tensors')}")
             return None
-        if _is_numpy_array(obj):
-            self.statements.append(f"{name} = {self._array_expr(obj, name)}")
+        if is_array(obj):
+            self.records.add(f"{name} = {self._array_expr(obj, name)}")
             return None
-        if _is_pandas(obj):
-            self.statements.append(f"{name} = {self._frame_expr(obj, name)}")
+        if is_frame(obj):
+            self.records.add(f"{name} = {self._frame_expr(obj, name)}")
             return None
         if type(obj) in (list, tuple, dict, set, frozenset):
-            self.statements.append(f"{name} = {self._container_expr(obj, name, defining=True)}")
+            self.records.add(f"{name} = {self._container_expr(obj, name, defining=True)}")
             return None
         if isinstance(obj, torch.nn.Module):
             return self._define_layer(obj, name)
         if isinstance(obj, (types.BuiltinFunctionType, types.MethodType, functools.partial, enum.Enum,
                             types.MethodDescriptorType, slice, range, torch.dtype, torch.device, re.Pattern)) \
-                or _is_numpy_scalar(obj):
-            self.statements.append(f"{name} = {self.expr_uncached(obj, name)}")
+                or is_numpy_scalar(obj):
+            self.records.add(f"{name} = {self.expr_uncached(obj, name)}")
             return None
         from ..pipeline import Transform
 
         if isinstance(obj, Transform):
             text = self._transform_expr(obj, name)
             if text is not None:
-                self.statements.append(f"{name} = {text}")
+                self.records.add(f"{name} = {text}")
                 return None
         return self._define_instance(obj, name)
 
     def expr_uncached(self, obj: Any, hint: str) -> str:
-        key = self._key(obj)
-        saved = self._primary.pop(key, None)
-        try:
+        with self.names.unnamed(self._key(obj)):
             return self.expr(obj, hint)
-        finally:
-            if saved is not None:
-                self._primary[key] = saved
 
     def _value_comment(self, obj: Any, name: str) -> str:
         """``# global X of module M, value at save time`` for values bound because code uses them."""
-        found = self._global_of.get(self._key(obj))
+        found = self.ledger.origin(self._key(obj))
         if found is None:
             return ""
         gname, module, origin = found
         if gname != name and self._key(obj)[0] == "literal":
             gname = name
-        self.definitions.append(_Definition(name, "value", gname, module,
-                                            {"kind": "global", "module": module, "name": gname, **origin}, None))
+        self.records.definitions.append(Definition(name, "value", gname, module,
+                                                    {"kind": "global", "module": module, "name": gname, **origin}, None))
         return f"# global {gname} of {module} ({type(obj).__name__}), value at save time\n"
 
-    # --- what is stored, by size (the capture report) ----------------------------------------------------
+    # --- what is stored, and who reads it (the capture report) ----------------------------------------
 
-    @contextlib.contextmanager
-    def _measure(self, key: Any) -> Iterator[None]:
-        """Add the bytes collected while the block runs to ``key``'s size (nested definitions included)."""
-        weights, data = self._tally()
-        try:
-            yield
-        finally:
-            after = self._tally()
-            size = self._sizes.setdefault(key, [0, 0])
-            size[0] += after[0] - weights
-            size[1] += after[1] - data
-
-    def _note_reader(self, key: Any, value: Any, gname: str, owner: Any,
-                     attributes: list[str] | None = None) -> None:
-        """Record that ``owner`` (a function or class) reads global ``gname`` for the report."""
-        if isinstance(value, (types.FunctionType, type, types.ModuleType, types.BuiltinFunctionType)):
-            return  # definitions, listed by %wb_deps, not data
-        entry = self._readers.get(key)
-        if entry is None:
-            entry = self._readers[key] = {"name": gname, "type": type(value).__name__, "readers": [],
-                                          "attributes": attributes}
+    def _note_reader(self, key: Any, value: Any, gname: str, owner: Any) -> None:
+        """Record that ``owner`` (a function or class) reads global ``gname``, and in which pipeline step."""
         step = next((p for p in reversed(self._path) if isinstance(p, _Step)), None)
-        kind = "class" if isinstance(owner, type) else "function"
-        reader = f"{kind} {getattr(owner, '__qualname__', '?').rpartition('<locals>.')[2]}"
-        if step is not None:
-            reader = f"step {str(step)!r} ({reader})"
-        if reader not in entry["readers"]:
-            entry["readers"].append(reader)
-
-    def report(self) -> CaptureReport:
-        """Every global value captured, with its size and readers, largest first."""
-        entries = []
-        for key, info in self._readers.items():
-            weights, data = self._sizes.get(key, (0, 0))
-            attributes = sorted(self._views[key]["attrs"]) if key in self._views else None
-            entries.append(GlobalEntry(info["name"], info["type"], data, weights, list(info["readers"]), attributes))
-        entries.sort(key=lambda e: (-e.size, e.name))
-        return CaptureReport(entries)
-
-    def narrowed_whole(self) -> set[int]:
-        """Ids of objects stored both as attribute views and whole (the save is then redone storing them whole)."""
-        return {key[1] for key in self._views if ("id", key[1]) in self._done}
+        self.ledger.note_reader(key, value, gname, owner, None if step is None else f"step {str(step)!r}")
 
     # --- only the attributes the code reads ------------------------------------------------------------
 
@@ -617,121 +529,59 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         ``Bunch``) a key that attribute access returns as is. Reading such an attribute has no side
         effect and gives the stored value, so a namespace with the same attributes computes the same.
         """
-        values = self._plain_attributes(value, attrs)
+        values = None if id(value) in self._whole else plain_attributes(value, attrs)
         if values is None:
             return None
         key = ("view", id(value))
         view = self._views.get(key)
         if view is None:
-            name = self._fresh(gname)
-            self._names[name] = key
-            self._keep.append(value)
-            module = self._global_of.get(self._key(value), (gname, "?", {}))[1]
-            self.statements.append(f"# global {gname} of {module} ({type(value).__name__}): only the attributes "
+            name = self.names.take(gname, key)
+            self.names.keep(value)
+            module = (self.ledger.origin(self._key(value)) or (gname, "?", {}))[1]
+            self.records.add(f"# global {gname} of {module} ({type(value).__name__}): only the attributes "
                                    f"the code reads, values at save time\n"
                                    f"{name} = {self.need(types, 'types')}.SimpleNamespace()")
             view = self._views[key] = {"name": name, "attrs": set()}
-            self.definitions.append(_Definition(name, "value", gname, module,
-                                                {"kind": "global", "module": module, "name": gname,
-                                                 "type": type(value).__name__}, None))
-        with self._measure(key):
+            self.records.definitions.append(Definition(name, "value", gname, module,
+                                                        {"kind": "global", "module": module, "name": gname,
+                                                         "type": type(value).__name__}, None))
+        with self.ledger.measure(key):
             for attr in sorted(attrs - view["attrs"]):
                 view["attrs"].add(attr)
                 self._path.append(f"attribute {attr!r}")
                 try:
-                    self.statements.append(f"{view['name']}.{attr} = {self.expr(values[attr], attr)}")
+                    self.records.add(f"{view['name']}.{attr} = {self.expr(values[attr], attr)}")
                 finally:
                     self._path.pop()
         self._note_reader(key, value, gname, owner)
         return view["name"]
-
-    def _plain_attributes(self, value: Any, attrs: set[str]) -> dict[str, Any] | None:
-        from ..pipeline import Transform
-
-        torch = self._torch
-        cls = type(value)
-        if id(value) in self._whole or not attrs or _literal_key(value) is not None \
-                or cls in (list, tuple, dict, set, frozenset) \
-                or isinstance(value, (types.ModuleType, type, types.FunctionType, types.MethodType, Transform,
-                                      torch.nn.Module, torch.Tensor, enum.Enum, re.Pattern)) \
-                or _is_numpy_array(value) or _is_pandas(value) or _is_numpy_scalar(value) \
-                or cls.__getattribute__ not in (object.__getattribute__, dict.__getattribute__):
-            return None
-        state = getattr(value, "__dict__", None)
-        out = {}
-        for attr in attrs:
-            on_class = _class_lookup(cls, attr)
-            if isinstance(state, dict) and attr in state:
-                if on_class is not None and (hasattr(type(on_class), "__set__") or hasattr(type(on_class), "__delete__")):
-                    return None
-                out[attr] = state[attr]
-            elif isinstance(value, dict) and on_class is None and attr in value \
-                    and "__getattr__" in dir(cls) and _safe_getattr(value, attr) is value[attr]:
-                out[attr] = value[attr]
-            else:
-                return None
-        return out
 
     # --- imports -------------------------------------------------------------------------------------------
 
     def _define_module(self, module: types.ModuleType, name: str) -> None:
         modname = module.__name__
         if not is_installed_module(modname):
-            self.statements.append(f"{name} = _bundle.namespace({modname!r})")
+            self.records.add(f"{name} = _bundle.namespace({modname!r})")
             self._namespaces[id(module)] = {"name": name, "attrs": set()}
-            self.definitions.append(_Definition(name, "namespace", modname, modname,
-                                                {"kind": "module", "module": modname}, None))
+            self.records.definitions.append(Definition(name, "namespace", modname, modname,
+                                                        {"kind": "module", "module": modname}, None))
             return
-        self.imported_modules.add(modname.split(".")[0])
-        self.imports.append(f"import {modname}" + (f" as {name}" if name != modname else ""))
-
-    def _import_path(self, obj: Any) -> tuple[str, str] | None:
-        """``(module, qualname)`` when ``obj`` is importable from an installed module under that path."""
-        if not isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)) and \
-                not callable(obj):
-            return None
-        if isinstance(obj, type) and "_wb_base" in vars(obj):
-            return None
-        module_name = getattr(obj, "__module__", None)
-        if not isinstance(module_name, str) or not is_installed_module(module_name):
-            return None
-        module = sys.modules.get(module_name)
-        if module is None:
-            return None
-        candidates = []
-        qualname = getattr(obj, "__qualname__", None)
-        if isinstance(qualname, str) and "<" not in qualname:
-            candidates.append(qualname)
-        simple = getattr(obj, "__name__", None)
-        if isinstance(simple, str) and simple not in candidates:
-            candidates.append(simple)
-        parts = module_name.split(".")
-        for depth in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:depth])
-            prefix_module = sys.modules.get(prefix)
-            if prefix_module is None:
-                continue
-            for qual in candidates:
-                found: Any = prefix_module
-                for part in qual.split("."):
-                    found = getattr(found, part, _MISSING)
-                    if found is _MISSING:
-                        break
-                if found is obj:
-                    return prefix, qual
-        return None
+        self.records.add_import(f"import {modname}" + (f" as {name}" if name != modname else ""),
+                                modname.split(".")[0])
 
     def _define_import(self, obj: Any, name: str, module: str, qualname: str) -> None:
-        self.imported_modules.add(module.split(".")[0])
+        top = module.split(".")[0]
         if module == "builtins":
-            self.statements.append(f"{name} = {qualname}")
+            self.records.imported_modules.add(top)
+            self.records.add(f"{name} = {qualname}")
             return
         head, _, rest = qualname.partition(".")
         if rest:
+            self.records.imported_modules.add(top)
             holder = self.need(sys.modules[module], module.split(".")[-1])
-            self.statements.append(f"{name} = {holder}.{qualname}")
+            self.records.add(f"{name} = {holder}.{qualname}")
             return
-        self.imports.append(f"from {module} import {head}" + (f" as {name}" if name != head else ""))
+        self.records.add_import(f"from {module} import {head}" + (f" as {name}" if name != head else ""), top)
 
     # --- errors ------------------------------------------------------------------------------------------------------
 
@@ -751,23 +601,12 @@ def _key_hint(key: Any, fallback: str) -> str:
     return fallback
 
 
-def _numpy() -> Any:
-    return sys.modules["numpy"]
 
 
-def _is_numpy_array(obj: Any) -> bool:
-    np = sys.modules.get("numpy")
-    return np is not None and type(obj) is np.ndarray
 
 
-def _is_numpy_scalar(obj: Any) -> bool:
-    np = sys.modules.get("numpy")
-    return np is not None and isinstance(obj, np.generic) and not isinstance(obj, np.object_)
 
 
-def _is_pandas(obj: Any) -> bool:
-    pd = sys.modules.get("pandas")
-    return pd is not None and type(obj) in (pd.DataFrame, pd.Series)
 
 
 def _stable(items: Iterable[Any]) -> list[Any]:
@@ -783,19 +622,3 @@ def _repr_or_empty(obj: Any) -> str:
         return repr(obj)
     except Exception:
         return ""
-
-
-def _safe_getattr(obj: Any, name: str) -> Any:
-    try:
-        return getattr(obj, name)
-    except Exception:
-        return _MISSING
-
-
-def _class_lookup(cls: type, name: str) -> Any:
-    for klass in cls.__mro__:
-        if name in vars(klass):
-            return vars(klass)[name]
-    return None
-
-

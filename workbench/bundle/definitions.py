@@ -6,7 +6,7 @@ local module into source text for the bundle: found through :mod:`workbench.bund
 verified by recompiling (:func:`~workbench.bundle.codetext.same_code`), with every global it uses
 bound to its current value and references renamed where names clash.
 
->>> _Definition("f", "function", "f", "__main__", None, None).as_json()["kind"]
+>>> Definition("f", "function", "f", "__main__", None, None).as_json()["kind"]
 'function'
 """
 
@@ -23,34 +23,18 @@ import sys
 import types
 from typing import Any, Iterable
 
+from .attributes import attributes_read
 from .codetext import (codes as _codes, first_line as _first_line, indent as _indent, is_top_level as _is_top_level,
                        literal_equal as _literal_equal, module_imports as _module_imports, pos as _pos,
                        qualname_of as _qualname_of, same_code as _same_code, span_text as _span_text)
 from .installed import is_installed_module
+from .records import Definition
 from .scope import global_names
-from .source import Source, describe_origin, portable_origin, source_for_class, source_for_code
+from .source import Source, describe_origin, source_for_class, source_for_code
 
 __all__ = ["DefinitionsMixin"]
 
 _MISSING = object()
-
-
-@dataclasses.dataclass
-class _Definition:
-    name: str
-    kind: str
-    qualname: str
-    module: str
-    origin: dict[str, Any] | None
-    line: int | None
-
-    def as_json(self) -> dict[str, Any]:
-        out = {"name": self.name, "kind": self.kind, "qualname": self.qualname, "module": self.module}
-        if self.origin is not None:
-            out["origin"] = portable_origin(self.origin)
-            if self.line is not None:
-                out["origin"]["line"] = self.line
-        return out
 
 
 def _dedent_exact(text: str, width: int, obj: Any, capture: Any) -> str:
@@ -67,19 +51,6 @@ def _dedent_exact(text: str, width: int, obj: Any, capture: Any) -> str:
 def _file_of(namespace: dict[str, Any]) -> dict[str, Any]:
     filename = namespace.get("__file__")
     return {"path": os.path.abspath(filename)} if isinstance(filename, str) else {}
-
-
-def _attributes_read(gname: str, uses: list[tuple[ast.Name, str]]) -> set[str] | None:
-    """The attributes read from global ``gname`` when every use of it is ``gname.attr`` (a load); else None."""
-    attrs = set()
-    for node, _ in uses:
-        if node.id != gname:
-            continue
-        parent = getattr(node, "_wb_parent", None)
-        if not (isinstance(parent, ast.Attribute) and parent.value is node and isinstance(parent.ctx, ast.Load)):
-            return None
-        attrs.add(parent.attr)
-    return attrs or None
 
 
 def _where(obj: Any) -> str:
@@ -242,15 +213,15 @@ class DefinitionsMixin:
                     try:
                         gname = _global_holding(closure[v], fn.__globals__)
                         if gname is not None:  # also a global that other code reads: keep one object
-                            self._global_of.setdefault(self._key(closure[v]), (gname, fn.__globals__.get(
-                                "__name__", "?"), _file_of(fn.__globals__)))
+                            self.ledger.note_origin(self._key(closure[v]), gname, fn.__globals__.get("__name__", "?"),
+                                                    _file_of(fn.__globals__))
                             args.append(self.need(closure[v], gname))
                         else:
                             args.append(self.expr(closure[v], v))
                     finally:
                         self._path.pop()
-                factory = self._fresh(f"_make_{name.lstrip('_')}")
-                self._names[factory] = ("factory", factory)
+                factory = self.names.fresh(f"_make_{name.lstrip('_')}")
+                self.names.bind(factory, ("factory", factory))
                 if is_lambda:
                     block = f"def {factory}({', '.join(params)}):\n    return {text}\n"
                 else:
@@ -274,8 +245,8 @@ class DefinitionsMixin:
             extra = {k: v for k, v in vars(fn).items() if not k.startswith("__")}
             for attr, value in extra.items():
                 lines.append(f"{name}.{attr} = {self.expr(value, attr)}")
-            self.statements.append("\n".join(lines))
-            self.definitions.append(_Definition(name, kind, fn.__qualname__, fn.__module__, source.origin, line))
+            self.records.add("\n".join(lines))
+            self.records.definitions.append(Definition(name, kind, fn.__qualname__, fn.__module__, source.origin, line))
         finally:
             self._path.pop()
 
@@ -302,8 +273,8 @@ class DefinitionsMixin:
                 text = re.sub(rf"^((?:@.*\n)*(?:async\s+)?def\s+){re.escape(fn.__name__)}\b", rf"\g<1>{name}", text,
                               count=1)
             where = describe_origin(source.origin, _first_line(node), portable=True)
-            self.statements.append(f"# decorated function {fn.__qualname__} from {where}\n{text.rstrip()}")
-            self.definitions.append(_Definition(name, "function", fn.__qualname__, fn.__module__, source.origin,
+            self.records.add(f"# decorated function {fn.__qualname__} from {where}\n{text.rstrip()}")
+            self.records.definitions.append(Definition(name, "function", fn.__qualname__, fn.__module__, source.origin,
                                                 _first_line(node)))
         finally:
             self._path.pop()
@@ -343,16 +314,16 @@ class DefinitionsMixin:
                 value = getattr(builtins, gname)
             else:
                 resolved[gname] = gname  # unbound in the live code too: it fails the same way
-                if gname in self._names:
+                if gname in self.names:
                     self._fail(owner, f"it uses the name {gname!r}, which is not defined where it was defined "
                                       f"({origin_text}) but is defined in the bundle")
-                self._names[gname] = ("unbound", gname)
+                self.names.bind(gname, ("unbound", gname))
                 continue
             self._path.append(f"global {gname!r}")
             module_name = namespace.get("__name__", "?")
-            self._global_of.setdefault(self._key(value), (gname, module_name, _file_of(namespace)))
+            self.ledger.note_origin(self._key(value), gname, module_name, _file_of(namespace))
             try:
-                attrs = _attributes_read(gname, uses)
+                attrs = attributes_read(gname, uses)
                 narrowed = self._narrow(value, gname, attrs, owner) if attrs else None
                 if narrowed is not None:
                     bundle_name = narrowed
@@ -364,7 +335,7 @@ class DefinitionsMixin:
                 else:
                     bundle_name = self.ref(value, gname)
                 if narrowed is None:
-                    literal = self._literal_key(value)
+                    literal = self._key(value)[0] == "literal"
                     self._note_reader(("literal-name", bundle_name) if literal else self._key(value),
                                       value, gname, owner)
             finally:
@@ -408,11 +379,11 @@ class DefinitionsMixin:
             try:
                 if isinstance(value, types.ModuleType) and not is_installed_module(value.__name__):
                     sub = self.need(value, attr)
-                    self.statements.append(f"{bundle_name}.{attr} = {sub}")
+                    self.records.add(f"{bundle_name}.{attr} = {sub}")
                     if chain_node is not None:
                         self._namespace_attrs(value, sub, chain_node, owner)
                 else:
-                    self.statements.append(f"{bundle_name}.{attr} = {self.expr(value, attr)}")
+                    self.records.add(f"{bundle_name}.{attr} = {self.expr(value, attr)}")
             finally:
                 self._path.pop()
 
@@ -491,9 +462,9 @@ class DefinitionsMixin:
                 lines.append(f"{name}.__name__ = {cls.__name__!r}")
             if cls.__qualname__ != (name if name != cls.__name__ else cls.__name__):
                 lines.append(f"{name}.__qualname__ = {cls.__qualname__!r}")
-            self.statements.append("\n".join(lines))
+            self.records.add("\n".join(lines))
             self._class_overrides(cls, name, node, compiled_body)
-            self.definitions.append(_Definition(name, "class", cls.__qualname__, cls.__module__, source.origin, line))
+            self.records.definitions.append(Definition(name, "class", cls.__qualname__, cls.__module__, source.origin, line))
         finally:
             self._path.pop()
 
@@ -508,9 +479,9 @@ class DefinitionsMixin:
         args = [repr(cls.__name__), repr(list(cls._fields))]  # type: ignore[attr-defined]
         if defaults:
             args.append("defaults=" + self.expr(tuple(defaults[f] for f in cls._fields if f in defaults), "defaults"))
-        self.statements.append(f"# namedtuple class {cls.__qualname__} of module {cls.__module__}\n"
+        self.records.add(f"# namedtuple class {cls.__qualname__} of module {cls.__module__}\n"
                                f"{name} = {self.need(collections, 'collections')}.namedtuple({', '.join(args)})")
-        self.definitions.append(_Definition(name, "class", cls.__qualname__, cls.__module__,
+        self.records.definitions.append(Definition(name, "class", cls.__qualname__, cls.__module__,
                                             {"kind": "module", "module": cls.__module__}, None))
 
     def _class_namespace(self, cls: type) -> dict[str, Any]:
@@ -571,7 +542,7 @@ class DefinitionsMixin:
                     if not (isinstance(inner, types.FunctionType) and any(_same_code(c, inner.__code__) for c in codes)):
                         self._path.append(f"attribute {attr!r}")
                         try:
-                            self.statements.append(f"{name}.{attr} = {self.expr(value, attr)}  # set after the class")
+                            self.records.add(f"{name}.{attr} = {self.expr(value, attr)}  # set after the class")
                         finally:
                             self._path.pop()
                 continue
@@ -587,6 +558,6 @@ class DefinitionsMixin:
                 continue
             self._path.append(f"class attribute {cls.__qualname__}.{attr}")
             try:
-                self.statements.append(f"{name}.{attr} = {self.expr(value, attr)}  # value at save time")
+                self.records.add(f"{name}.{attr} = {self.expr(value, attr)}  # value at save time")
             finally:
                 self._path.pop()

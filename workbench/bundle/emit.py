@@ -1,20 +1,21 @@
-"""Writing the bundle's ``source.py`` from a :class:`~workbench.bundle.capture.Capture`.
+"""Writing the bundle's ``source.py`` from the :class:`~workbench.bundle.records.Records` of a capture.
 
 The file reads top to bottom like a small script: a header saying what it is, the imports, then
 every definition in the order it must run (each with a comment naming where it came from), and
 finally ``pipeline = ...``. It expects ``_bundle`` (a :class:`~workbench.bundle.runtime.BundleRuntime`)
-in its namespace, which :func:`workbench.bundle.load` provides.
+in its namespace, which :func:`workbench.bundle.load` provides. The text is made once, here; nothing
+edits it afterwards.
 
 >>> from workbench import transform
 >>> from workbench.bundle.capture import Capture
 >>> cap = Capture(); cap.capture(transform(len))
->>> print(render(cap).splitlines()[-1])
+>>> print(render(cap.records).splitlines()[-1])
 pipeline = _wb.FunctionTransform(len)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from .records import Records
 
 __all__ = ["render", "HEADER"]
 
@@ -25,18 +26,19 @@ HEADER = '''\
 '''
 
 
-def render(capture: Any) -> str:
-    """The complete source text for ``capture``."""
+def render(records: Records) -> str:
+    """The complete source text: header, imports (each once), statements (blocks set off by blank lines)."""
     imports = ["import workbench as _wb"]
-    for line in capture.imports:
+    for line in records.imports:
         if line not in imports:
             imports.append(line)
     parts = [HEADER, "\n".join(imports), ""]
     previous_multiline = False
-    for statement in capture.statements:
-        multiline = "\n" in statement
+    for statement in records.statements:
+        text = statement.source
+        multiline = "\n" in text
         if multiline or previous_multiline:
             parts.append("")
-        parts.append(statement)
+        parts.append(text)
         previous_multiline = multiline
     return "\n".join(parts).rstrip("\n") + "\n"

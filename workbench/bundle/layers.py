@@ -28,6 +28,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .attributes import class_lookup
+
 __all__ = ["LayersMixin"]
 
 _PARAMETRIZE = "torch.nn.utils.parametrize"
@@ -36,13 +38,6 @@ _PARAMETRIZE = "torch.nn.utils.parametrize"
 def _is_parametrized_class(cls: type) -> bool:
     """Whether ``cls`` is the class ``torch.nn.utils.parametrize`` made for one parametrized layer."""
     return cls.__module__ == _PARAMETRIZE and cls.__name__.startswith("Parametrized") and len(cls.__bases__) == 1
-
-
-def _class_lookup(cls: type, name: str) -> Any:
-    for klass in cls.__mro__:
-        if name in vars(klass):
-            return vars(klass)[name]
-    return None
 
 
 _HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks", "_state_dict_pre_hooks",
@@ -86,7 +81,7 @@ class LayersMixin:
             if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
                 return self._define_compiled(module, name)
             cls, wrapped, parametrized = self._layer_class(module)
-            state = _class_lookup(cls, "__getstate__")(module)
+            state = class_lookup(cls, "__getstate__")(module)
             if not isinstance(state, dict):
                 self._fail(module, f"its __getstate__ returns a {type(state).__name__}, not the dict of its "
                                    "attributes a torch layer is rebuilt from")
@@ -131,14 +126,15 @@ class LayersMixin:
             n_tensors = len(params) + len(buffers)
             comment = f"# torch layer {type(module).__qualname__}: attributes by value"
             comment += f", {n_tensors} tensors from weights.safetensors\n" if n_tensors else "\n"
-            self.statements.append(comment + f"{name} = _bundle.module({', '.join(args)})")
-            self.statements.extend(packed)
+            self.records.add(comment + f"{name} = _bundle.module({', '.join(args)})")
+            for call in packed:
+                self.records.add(call)
             compiled = vars(module).get("_compiled_call_impl")
             if compiled is not None:  # layer.compile(...): compiled again in place when the bundle loads
                 ctx = _dynamo_context(compiled)
                 if ctx is None:
                     self._fail(module, "it was compiled in place with settings that cannot be read back")
-                self.statements.append(f"{name}.compile({self._compile_arguments(ctx, module)})")
+                self.records.add(f"{name}.compile({self._compile_arguments(ctx, module)})")
             unknown = [d for d, hooks in vars(module).items()
                        if d.endswith("_hooks") and d not in _HOOK_DICTS and isinstance(hooks, dict) and hooks]
             if unknown:  # a kind of hook this torch has that bundles do not know how to register again
@@ -201,7 +197,7 @@ class LayersMixin:
                 text = self.expr(hook, "hook")
             finally:
                 self._path.pop()
-            self.statements.append(f"{comment}{name}.{method}({text}{extra})")
+            self.records.add(f"{comment}{name}.{method}({text}{extra})")
             comment = ""
 
     def _repacking(self, module: Any, name: str) -> tuple[set[str], list[str]]:
@@ -265,7 +261,7 @@ class LayersMixin:
             return "{" + ", ".join(f"{k!r}: {self._packed_tensors(v, layer, k)}" for k, v in value.items()) + "}"
         if value is None:
             return "None"
-        self._keep.append(value)
+        self.names.keep(value)
         self._path.append("packed weights")
         try:
             return self._tensor_expr(value, f"{layer}.{key}", "weights")
@@ -283,7 +279,7 @@ class LayersMixin:
             text = f"_wb.transform({text})"
         comment = (f"# torch.compile of layer {type(module._orig_mod).__qualname__}: compiled again, with the same "
                    "backend and options, when the bundle loads\n")
-        self.statements.append(comment + f"{name} = {text}")
+        self.records.add(comment + f"{name} = {text}")
 
     def _compile_arguments(self, ctx: Any, module: Any) -> str:
         """The ``torch.compile`` keyword arguments that build a compiler like the one of ``ctx``."""
@@ -342,15 +338,14 @@ class LayersMixin:
             torch.jit.save(stripped, buffer)
         except Exception as exc:
             self._fail(module, f"TorchScript cannot save it ({type(exc).__name__}: {exc})")
-        archive = self._artifact(name)
-        self.archives[archive] = buffer.getvalue()
+        archive = self.data.add_archive(name, buffer.getvalue())
         text = f"_bundle.script_module({archive!r}, {{{', '.join(tensors)}}})"
         if wrapped:
             text = f"_wb.transform({text})"
         kind = "traced" if isinstance(module, torch.jit.TracedModule) else "scripted"
         comment = (f"# TorchScript module {module.original_name} ({kind}): its program from artifacts/{archive}"
                    f".torchscript, {len(tensors)} tensors from weights.safetensors\n")
-        self.statements.append(comment + f"{name} = {text}")
+        self.records.add(comment + f"{name} = {text}")
 
 
 def _dynamo_context(compiled: Any) -> Any:

@@ -12,18 +12,9 @@ False
 from __future__ import annotations
 
 import copyreg
-import re
 from typing import Any
 
 __all__ = ["ObjectsMixin"]
-
-
-def _byte_range(tensor: Any) -> tuple[int, int]:
-    """The bytes of its storage that a non-empty tensor covers, as ``(start, end)``."""
-    size = tensor.element_size()
-    last = sum((n - 1) * step for n, step in zip(tensor.shape, tensor.stride()))
-    start = tensor.storage_offset() * size
-    return start, start + (last + 1) * size
 
 
 def _is_wrapped(cls: type) -> bool:
@@ -63,7 +54,7 @@ class ObjectsMixin:
 
     def _tensor_expr(self, tensor: Any, key: str, store: str) -> str:
         torch = self._torch
-        known = self._tensor_keys.get(id(tensor))
+        known = self.data.stored(tensor)
         if known is None and type(tensor) is torch.Tensor and tensor.is_quantized:
             return self._quantized_expr(tensor, key, store)
         if known is None:
@@ -81,19 +72,14 @@ class ObjectsMixin:
             view = self._view_of(tensor)
             if view is not None:
                 return view
-            key = self._unique_tensor_key(key, store)
             data = tensor.detach()
             if data.device.type != "cpu":
                 data = data.cpu()
             dims = _dense_order(data)
             if dims is not None:  # stored in memory order, given back with the same strides
                 data = data.permute(dims)
-            data = data.contiguous()
-            (self.weights if store == "weights" else self.tensors)[key] = data
-            self._tensor_keys[id(tensor)] = (store, key, dims)
-            self._keep.append(tensor)
-            known = (store, key, dims)
-        store, key, dims = known
+            known = self.data.add_tensor(tensor, data.contiguous(), key, store, dims)
+        store, key, dims = known.store, known.key, known.dims
         if store == "view":
             return key
         kind = "parameter" if isinstance(tensor, torch.nn.Parameter) else "tensor"
@@ -121,32 +107,27 @@ class ObjectsMixin:
         """
         if not tensor.numel():
             return None
-        storage = (tensor.device.type, tensor.untyped_storage().data_ptr())
-        start, end = _byte_range(tensor)
-        held = self._storages.setdefault(storage, [])
-        for other, (b_start, b_end) in held:
-            if end <= b_start or b_end <= start:
-                continue
-            if not (other.is_contiguous() and other.dtype == tensor.dtype and b_start <= start and end <= b_end):
-                self._fail(tensor, f"it shares memory with the tensor stored as {self._tensor_keys[id(other)][1]!r} "
-                                   "in a way a bundle cannot rebuild (only a view inside an earlier contiguous "
-                                   "tensor of the same dtype is kept); clone one of them")
-            base = self._tensor_expr(other, "", "")
-            offset = tensor.storage_offset() - other.storage_offset()
-            args = [base, repr(list(tensor.shape)), repr(list(tensor.stride())), str(offset)]
-            if isinstance(tensor, self._torch.nn.Parameter):
-                args.append("parameter=True")
-            if tensor.requires_grad:
-                args.append("requires_grad=True")
-            name = self._fresh("_view")
-            self._names[name] = ("view", name)
-            self.statements.append(f"# a view of {self._tensor_keys[id(other)][1]!r}, sharing its memory as it did live\n"
-                                   f"{name} = _bundle.view({', '.join(args)})")
-            self._tensor_keys[id(tensor)] = ("view", name, None)
-            self._keep.append(tensor)
-            return name
-        held.append((tensor, (start, end)))
-        return None
+        other = self.data.overlapping(tensor)
+        if other is None:
+            return None
+        other_key = self.data.stored(other).key
+        if not self.data.holds_inside(other, tensor):
+            self._fail(tensor, f"it shares memory with the tensor stored as {other_key!r} "
+                               "in a way a bundle cannot rebuild (only a view inside an earlier contiguous "
+                               "tensor of the same dtype is kept); clone one of them")
+        base = self._tensor_expr(other, "", "")
+        offset = tensor.storage_offset() - other.storage_offset()
+        args = [base, repr(list(tensor.shape)), repr(list(tensor.stride())), str(offset)]
+        if isinstance(tensor, self._torch.nn.Parameter):
+            args.append("parameter=True")
+        if tensor.requires_grad:
+            args.append("requires_grad=True")
+        name = self.names.fresh("_view")
+        self.names.bind(name, ("view", name))
+        self.records.add(f"# a view of {other_key!r}, sharing its memory as it did live\n"
+                         f"{name} = _bundle.view({', '.join(args)})")
+        self.data.add_view(tensor, name)
+        return name
 
     def _quantized_expr(self, tensor: Any, key: str, store: str) -> str:
         """A quantized tensor by value: its integer values as a tensor, its scales and zero points beside them."""
@@ -163,33 +144,12 @@ class ObjectsMixin:
         self._fail(tensor, f"it is a quantized tensor with scheme {scheme}, which bundles cannot store")
         raise AssertionError  # _fail raises
 
-    def _unique_tensor_key(self, key: str, store: str) -> str:
-        existing = self.weights if store == "weights" else self.tensors
-        if key not in existing:
-            return key
-        n = 2
-        while f"{key}_{n}" in existing:
-            n += 1
-        return f"{key}_{n}"
-
     # --- data ---------------------------------------------------------------------------------------------------
-
-    def _artifact(self, hint: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", hint) or "data"
-        name = base
-        n = 2
-        while name in self._artifact_names:
-            name = f"{base}_{n}"
-            n += 1
-        self._artifact_names.add(name)
-        return name
 
     def _array_expr(self, array: Any, hint: str) -> str:
         if array.dtype.hasobject:
             self._fail(array, "it is a numpy array of Python objects, which cannot be stored without pickle")
-        name = self._artifact(hint)
-        self.arrays[name] = array
-        return f"_bundle.array({name!r})"
+        return f"_bundle.array({self.data.add_array(hint, array)!r})"
 
     def _frame_expr(self, frame: Any, hint: str) -> str:
         from .artifacts import check_frame
@@ -197,9 +157,7 @@ class ObjectsMixin:
         problem = check_frame(frame)
         if problem:
             self._fail(frame, problem)
-        name = self._artifact(hint)
-        self.frames[name] = frame
-        return f"_bundle.frame({name!r})"
+        return f"_bundle.frame({self.data.add_frame(hint, frame)!r})"
 
     # --- other instances ------------------------------------------------------------------------------------------
 
@@ -238,6 +196,6 @@ class ObjectsMixin:
                 parts.append("items=" + self.expr(list(listitems), "items"))
             if dictitems is not None:
                 parts.append("mapping=" + self.expr(dict(dictitems), "mapping"))
-            self.statements.append(f"{name} = _bundle.instance({', '.join(parts)})")
+            self.records.add(f"{name} = _bundle.instance({', '.join(parts)})")
         finally:
             self._path.pop()

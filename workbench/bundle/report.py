@@ -18,12 +18,12 @@ VOCAB   dict  2.5 MB  step 'encode' (function encode)
 
 from __future__ import annotations
 
-import itertools
-import json
+import contextlib
+import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
-__all__ = ["GlobalEntry", "CaptureReport", "LargeDataWarning", "HomePathWarning", "MAX_DATA_BYTES", "format_bytes"]
+__all__ = ["GlobalEntry", "CaptureReport", "LargeDataWarning", "HomePathWarning", "MAX_DATA_BYTES", "format_bytes", "Ledger"]
 
 MAX_DATA_BYTES = 10_000_000
 
@@ -128,38 +128,77 @@ class CaptureReport:
         return cls([GlobalEntry.from_json(d) for d in data])
 
 
-class _Tally:
-    """Running byte counts of what a capture has collected so far: ``(weights, data)``.
+class Ledger:
+    """What a capture stores besides code, as it is collected: the report in the making.
 
-    Each store is append-only, so only the entries added since the last call are measured.
+    ``totals`` gives the running ``(weight bytes, data bytes)`` of the capture; :meth:`measure`
+    charges what a block adds to an object, :meth:`note_reader` records which step reads a global,
+    :meth:`note_origin` which global of which module a value was bound from, and :meth:`note_text`
+    strings holding a path in the author's home directory (``home_paths``: text -> how the pipeline
+    reaches it).
+
+    >>> ledger = Ledger(lambda: (0, 0), home=None)
+    >>> ledger.note_reader(("id", 1), [1, 2], "TABLE", len, "step 'count'")
+    >>> ledger.report({}).entries[0].readers
+    ["step 'count' (function len)"]
     """
 
-    def __init__(self, capture: Any) -> None:
-        self.capture = capture
-        self.seen: dict[str, int] = {}
-        self.totals = {"weights": 0, "data": 0}
+    def __init__(self, totals: Callable[[], tuple[int, int]], home: str | None) -> None:
+        self._totals = totals
+        self._home = home
+        self._sizes: dict[Any, list[int]] = {}        # object key -> [weight bytes, data bytes] it added
+        self._readers: dict[Any, dict[str, Any]] = {}  # object key -> report entry under construction
+        self._origins: dict[Any, tuple[str, str, dict[str, Any]]] = {}  # object key -> (global, module, file)
+        self.home_paths: dict[str, str] = {}
 
-    def __call__(self) -> tuple[int, int]:
-        cap = self.capture
-        for label, store, kind, size in (
-                ("weights", cap.weights, "weights", _tensor_bytes),
-                ("tensors", cap.tensors, "data", _tensor_bytes),
-                ("arrays", cap.arrays, "data", lambda a: int(a.nbytes)),
-                ("frames", cap.frames, "data", _frame_bytes),
-                ("json", cap.json_values, "data", lambda v: len(json.dumps(v, allow_nan=False).encode("utf-8"))),
-                ("statements", cap.statements, "data", lambda s: len(s.encode("utf-8")))):
-            done = self.seen.get(label, 0)
-            if len(store) > done:
-                values = store.values() if isinstance(store, dict) else store
-                self.totals[kind] += sum(size(v) for v in itertools.islice(values, done, None))
-                self.seen[label] = len(store)
-        return self.totals["weights"], self.totals["data"]
+    @contextlib.contextmanager
+    def measure(self, key: Any) -> Iterator[None]:
+        """Add the bytes collected while the block runs to ``key``'s size (nested definitions included)."""
+        weights, data = self._totals()
+        try:
+            yield
+        finally:
+            after = self._totals()
+            size = self._sizes.setdefault(key, [0, 0])
+            size[0] += after[0] - weights
+            size[1] += after[1] - data
 
+    def note_origin(self, key: Any, gname: str, module: str, origin: dict[str, Any]) -> None:
+        """The value with ``key`` is global ``gname`` of ``module`` (the first global seen holding it counts)."""
+        self._origins.setdefault(key, (gname, module, origin))
 
-def _tensor_bytes(t: Any) -> int:
-    return int(t.numel() * t.element_size())
+    def origin(self, key: Any) -> tuple[str, str, dict[str, Any]] | None:
+        """``(global name, module, file)`` the value with ``key`` was bound from, if it is a global's."""
+        return self._origins.get(key)
 
+    def note_text(self, text: str, path: str) -> None:
+        """Remember ``text`` (stored as data, reached by ``path``) when it holds a home-directory path."""
+        if self._home and self._home in text:
+            self.home_paths.setdefault(text if len(text) <= 200 else text[:197] + "...", path)
 
-def _frame_bytes(frame: Any) -> int:
-    usage = frame.memory_usage(deep=True)
-    return int(usage.sum()) if hasattr(usage, "sum") else int(usage)
+    def note_reader(self, key: Any, value: Any, gname: str, owner: Any, step: str | None) -> None:
+        """Record that ``owner`` (a function or class, run by pipeline step ``step``) reads global ``gname``."""
+        if isinstance(value, (types.FunctionType, type, types.ModuleType, types.BuiltinFunctionType)):
+            return  # definitions, listed by %wb_deps, not data
+        entry = self._readers.get(key)
+        if entry is None:
+            entry = self._readers[key] = {"name": gname, "type": type(value).__name__, "readers": []}
+        kind = "class" if isinstance(owner, type) else "function"
+        reader = f"{kind} {getattr(owner, '__qualname__', '?').rpartition('<locals>.')[2]}"
+        if step is not None:
+            reader = f"{step} ({reader})"
+        if reader not in entry["readers"]:
+            entry["readers"].append(reader)
+
+    def report(self, attributes: dict[Any, set[str]]) -> CaptureReport:
+        """Every global value captured, with its size and readers, largest first.
+
+        ``attributes``: for objects stored as only some of their attributes, those attributes.
+        """
+        entries = []
+        for key, info in self._readers.items():
+            weights, data = self._sizes.get(key, (0, 0))
+            attrs = sorted(attributes[key]) if key in attributes else None
+            entries.append(GlobalEntry(info["name"], info["type"], data, weights, list(info["readers"]), attrs))
+        entries.sort(key=lambda e: (-e.size, e.name))
+        return CaptureReport(entries)

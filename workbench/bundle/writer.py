@@ -155,7 +155,7 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
     source = cap.source()
     stored = cap.report()
     _check_sizes(stored, max_data_bytes, strict)
-    for text, where in cap.home_paths.items():
+    for text, where in cap.ledger.home_paths.items():
         warnings.warn(f"the bundle stores the text {text!r}, a path in your home directory, as data ({where}); "
                       "anyone you share the bundle with will see it", HomePathWarning, stacklevel=2)
     from ..display import describe
@@ -166,13 +166,13 @@ def save(pipeline: Any, path: str | os.PathLike[str], *, overwrite: bool = False
         parent.mkdir(parents=True, exist_ok=True)
         with placing.staging(target) as tmp:
             (tmp / _manifest.SOURCE).write_text(source, encoding="utf-8")
-            write_all(cap, tmp)
-            reqs = _manifest.requirements(cap.imported_modules | _data_modules(cap))
+            write_all(cap.data, tmp)
+            reqs = _manifest.requirements(cap.records.imported_modules | _data_modules(cap))
             python = ".".join(map(str, sys.version_info[:2]))
             (tmp / _manifest.REQUIREMENTS).write_text(
                 f"# python {sys.version.split()[0]} (requires python=={python}.*)\n" + "\n".join(reqs) + "\n",
                 encoding="utf-8")
-            data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.definitions],
+            data = _manifest.build(tmp, structure=structure, definitions=[d.as_json() for d in cap.records.definitions],
                                    requirement_lines=reqs)
             data["python_requires"] = f"=={python}.*"
             data["globals"] = stored.as_json()
@@ -216,9 +216,9 @@ def export_output(target: str | os.PathLike[str]) -> bool:
 
 def _data_modules(cap: Capture) -> set[str]:
     out = set()
-    if cap.arrays:
+    if cap.data.arrays:
         out.add("numpy")
-    if cap.frames:
+    if cap.data.frames:
         out.update({"pandas", "numpy"})
     return out
 
