@@ -54,7 +54,7 @@ from .installed import import_path, is_installed_module
 from .layers import LayersMixin
 from .naming import Names, object_key, scalar_text as _scalar_text
 from .objects import ObjectsMixin, _is_wrapped
-from .records import Definition, Records
+from .records import Records
 from .report import CaptureReport, Ledger
 from .storage import DataFiles, is_array, is_frame, is_numpy_scalar
 
@@ -508,8 +508,8 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         gname, module, origin = found
         if gname != name and self._key(obj)[0] == "literal":
             gname = name
-        self.records.definitions.append(Definition(name, "value", gname, module,
-                                                    {"kind": "global", "module": module, "name": gname, **origin}, None))
+        origin = {"kind": "global", "module": module, "name": gname, **origin}
+        self.records.define(name, "value", gname, module, origin, None)
         return f"# global {gname} of {module} ({type(obj).__name__}), value at save time\n"
 
     # --- what is stored, and who reads it (the capture report) ----------------------------------------
@@ -539,12 +539,11 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             self.names.keep(value)
             module = (self.ledger.origin(self._key(value)) or (gname, "?", {}))[1]
             self.records.add(f"# global {gname} of {module} ({type(value).__name__}): only the attributes "
-                                   f"the code reads, values at save time\n"
-                                   f"{name} = {self.need(types, 'types')}.SimpleNamespace()")
+                             f"the code reads, values at save time\n"
+                             f"{name} = {self.need(types, 'types')}.SimpleNamespace()")
             view = self._views[key] = {"name": name, "attrs": set()}
-            self.records.definitions.append(Definition(name, "value", gname, module,
-                                                        {"kind": "global", "module": module, "name": gname,
-                                                         "type": type(value).__name__}, None))
+            self.records.define(name, "value", gname, module,
+                                {"kind": "global", "module": module, "name": gname, "type": type(value).__name__}, None)
         with self.ledger.measure(key):
             for attr in sorted(attrs - view["attrs"]):
                 view["attrs"].add(attr)
@@ -563,8 +562,7 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
         if not is_installed_module(modname):
             self.records.add(f"{name} = _bundle.namespace({modname!r})")
             self._namespaces[id(module)] = {"name": name, "attrs": set()}
-            self.records.definitions.append(Definition(name, "namespace", modname, modname,
-                                                        {"kind": "module", "module": modname}, None))
+            self.records.define(name, "namespace", modname, modname, {"kind": "module", "module": modname}, None)
             return
         self.records.add_import(f"import {modname}" + (f" as {name}" if name != modname else ""),
                                 modname.split(".")[0])

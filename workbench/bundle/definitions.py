@@ -6,8 +6,11 @@ local module into source text for the bundle: found through :mod:`workbench.bund
 verified by recompiling (:func:`~workbench.bundle.codetext.same_code`), with every global it uses
 bound to its current value and references renamed where names clash.
 
->>> Definition("f", "function", "f", "__main__", None, None).as_json()["kind"]
-'function'
+>>> from workbench import transform
+>>> from workbench.bundle.capture import Capture
+>>> cap = Capture(); cap.capture(transform(lambda x: x + 1))
+>>> [(d.name, d.kind) for d in cap.records.definitions]
+[('lambda_fn', 'lambda')]
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from .codetext import (codes as _codes, first_line as _first_line, indent as _in
                        literal_equal as _literal_equal, module_imports as _module_imports, pos as _pos,
                        qualname_of as _qualname_of, same_code as _same_code, span_text as _span_text)
 from .installed import is_installed_module
-from .records import Definition
 from .scope import global_names
 from .source import Source, describe_origin, source_for_class, source_for_code
 
@@ -246,7 +248,7 @@ class DefinitionsMixin:
             for attr, value in extra.items():
                 lines.append(f"{name}.{attr} = {self.expr(value, attr)}")
             self.records.add("\n".join(lines))
-            self.records.definitions.append(Definition(name, kind, fn.__qualname__, fn.__module__, source.origin, line))
+            self.records.define(name, kind, fn.__qualname__, fn.__module__, source.origin, line)
         finally:
             self._path.pop()
 
@@ -274,8 +276,7 @@ class DefinitionsMixin:
                               count=1)
             where = describe_origin(source.origin, _first_line(node), portable=True)
             self.records.add(f"# decorated function {fn.__qualname__} from {where}\n{text.rstrip()}")
-            self.records.definitions.append(Definition(name, "function", fn.__qualname__, fn.__module__, source.origin,
-                                                _first_line(node)))
+            self.records.define(name, "function", fn.__qualname__, fn.__module__, source.origin, _first_line(node))
         finally:
             self._path.pop()
 
@@ -464,7 +465,7 @@ class DefinitionsMixin:
                 lines.append(f"{name}.__qualname__ = {cls.__qualname__!r}")
             self.records.add("\n".join(lines))
             self._class_overrides(cls, name, node, compiled_body)
-            self.records.definitions.append(Definition(name, "class", cls.__qualname__, cls.__module__, source.origin, line))
+            self.records.define(name, "class", cls.__qualname__, cls.__module__, source.origin, line)
         finally:
             self._path.pop()
 
@@ -481,8 +482,8 @@ class DefinitionsMixin:
             args.append("defaults=" + self.expr(tuple(defaults[f] for f in cls._fields if f in defaults), "defaults"))
         self.records.add(f"# namedtuple class {cls.__qualname__} of module {cls.__module__}\n"
                                f"{name} = {self.need(collections, 'collections')}.namedtuple({', '.join(args)})")
-        self.records.definitions.append(Definition(name, "class", cls.__qualname__, cls.__module__,
-                                            {"kind": "module", "module": cls.__module__}, None))
+        self.records.define(name, "class", cls.__qualname__, cls.__module__,
+                            {"kind": "module", "module": cls.__module__}, None)
 
     def _class_namespace(self, cls: type) -> dict[str, Any]:
         """The globals the class statement ran in: its module's, or those of its own methods."""

@@ -92,6 +92,11 @@ class Records:
         self.statements.append(Statement(text))
         self.size += len(text.encode("utf-8"))
 
+    def define(self, name: str, kind: str, qualname: str, module: str, origin: dict[str, Any] | None,
+               line: int | None) -> None:
+        """Record that the source defines ``name`` (a :class:`Definition`, listed in the manifest)."""
+        self.definitions.append(Definition(name, kind, qualname, module, origin, line))
+
     def add_import(self, line: str, module: str) -> None:
         """An import line of the header; ``module`` is the top-level module it imports from."""
         self.imported_modules.add(module)

@@ -23,7 +23,8 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-__all__ = ["GlobalEntry", "CaptureReport", "LargeDataWarning", "HomePathWarning", "MAX_DATA_BYTES", "format_bytes", "Ledger"]
+__all__ = ["GlobalEntry", "CaptureReport", "LargeDataWarning", "HomePathWarning", "MAX_DATA_BYTES", "format_bytes",
+           "Ledger"]
 
 MAX_DATA_BYTES = 10_000_000
 
