@@ -33,10 +33,11 @@ from __future__ import annotations
 import collections
 import copy
 import copyreg
+import itertools
 import keyword
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Literal, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, NamedTuple, Sequence
 
 from torch import Tensor as _Tensor
 
@@ -401,7 +402,7 @@ class _Shape:
             raise ValueError(f"composite kind {self.kind!r} is taken by leaves and stage markers")
 
 
-ChildFns = Sequence[Callable[[Any], Any]]
+_ChildFns = Sequence[Callable[[Any], Any]]
 
 
 class _Composite(Transform):
@@ -456,7 +457,7 @@ class _Composite(Transform):
     def _call(self, x: Any) -> Any:
         return self._wb_run(x, self._fns or self._fns_cached())
 
-    def _wb_run(self, x: Any, fns: ChildFns, note: Callable[[str], None] | None = None) -> Any:
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
         """This node's output for ``x``, running child ``i`` as ``fns[i]`` (see the class docstring)."""
         raise NotImplementedError(f"{type(self).__name__} does not say how it runs its children (_wb_run)")
 
@@ -566,7 +567,7 @@ class Compose(_Composite):
         if origin is not None:
             self._wb_origin = tuple(origin)
 
-    def _wb_run(self, x: Any, fns: ChildFns, note: Callable[[str], None] | None = None) -> Any:
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
         i = 0
         try:
             for f in fns:
@@ -618,6 +619,17 @@ class _Branching(_Composite):
         custom = self._wb_fields != _branch_fields(self._children)
         return (list(self._children),), ({"fields": list(self._wb_fields)} if custom else {})
 
+    def _wb_gather(self, fns: _ChildFns, inputs: Iterable[Any]) -> tuple[Any, ...]:
+        """The output tuple of branch ``i`` run as ``fns[i]`` on input ``i``; a failure names the branch."""
+        out = []
+        try:
+            for f, x in zip(fns, inputs):
+                out.append(f(x))
+        except Exception as exc:
+            _annotate(exc, self, len(out))
+            raise
+        return self._wb_pack(out)
+
     def _wb_pack(self, values: list[Any]) -> tuple[Any, ...]:
         """The output tuple of this node from its branches' values."""
         make = self.__dict__.get("_wb_make_fn")
@@ -652,15 +664,8 @@ class Rollout(_Branching):
 
     _wb_shape = _Shape("rollout", "+", "row")
 
-    def _wb_run(self, x: Any, fns: ChildFns, note: Callable[[str], None] | None = None) -> tuple[Any, ...]:
-        out = []
-        try:
-            for f in fns:
-                out.append(f(x))
-        except Exception as exc:
-            _annotate(exc, self, len(out))
-            raise
-        return self._wb_pack(out)
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> tuple[Any, ...]:
+        return self._wb_gather(fns, itertools.repeat(x))
 
 
 class Parallel(_Branching):
@@ -668,7 +673,7 @@ class Parallel(_Branching):
 
     _wb_shape = _Shape("parallel", "/", "row")
 
-    def _wb_run(self, x: Any, fns: ChildFns, note: Callable[[str], None] | None = None) -> tuple[Any, ...]:
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> tuple[Any, ...]:
         try:
             n = len(x)
         except TypeError:
@@ -678,14 +683,7 @@ class Parallel(_Branching):
                 f"parallel step {self._wb_title()!r} has {len(fns)} branches and needs a tuple of "
                 f"{len(fns)} values; got {type(x).__name__}" + (f" of length {n}" if n >= 0 else "")
             )
-        out = []
-        try:
-            for f, xi in zip(fns, x):
-                out.append(f(xi))
-        except Exception as exc:
-            _annotate(exc, self, len(out))
-            raise
-        return self._wb_pack(out)
+        return self._wb_gather(fns, x)
 
 
 class _Sealed(_Composite):
@@ -714,7 +712,7 @@ class Map(_Sealed):
     def _wb_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (self._children[0],), {}
 
-    def _wb_run(self, xs: Any, fns: ChildFns, note: Callable[[str], None] | None = None) -> list[Any]:
+    def _wb_run(self, xs: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> list[Any]:
         f = fns[0]
         try:
             return [f(x) for x in xs]
@@ -1055,7 +1053,7 @@ class IfMode(_Sealed):
     def _wb_describe(self) -> dict[str, Any]:
         return {"mode": self.mode}
 
-    def _wb_run(self, x: Any, fns: ChildFns, note: Callable[[str], None] | None = None) -> Any:
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
         mode = current_mode()
         branch = 0 if mode == self.mode else 1
         if note is not None:
@@ -1113,7 +1111,7 @@ class Try(_Sealed):
         t, catch, else_, finally_ = self._children
         return (t, catch, self.exceptions), {"else_": else_, "finally_": finally_}
 
-    def _wb_run(self, x: Any, fns: ChildFns, note: Callable[[str], None] | None = None) -> Any:
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
         t, catch, else_, finally_ = fns
         stage = 0
         try:

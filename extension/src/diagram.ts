@@ -18,17 +18,21 @@ export const LEAF_KINDS = ['step', 'batch', 'unbatch'] as const;
 export const COMPOSITE_LAYOUTS = ['column', 'row'] as const;
 export type CompositeLayout = (typeof COMPOSITE_LAYOUTS)[number];
 
-/**
- * One node of `describe(pipeline)`. Composite nodes carry what their class declares: `symbol`,
- * `layout` and a label per branch; nodes saved before they did (older notebook outputs) lack them.
- */
-export interface PipelineTree {
+/** What every node says about itself, in the tree the core sends and in the diagram model. */
+export interface NodeFacts {
   kind: string;
   label: string;
   name: string | null;
   type: string;
   stage: Stage;
   params: number;
+}
+
+/**
+ * One node of `describe(pipeline)`. Composite nodes carry what their class declares: `symbol`,
+ * `layout` and a label per branch; nodes saved before they did (older notebook outputs) lack them.
+ */
+export interface PipelineTree extends NodeFacts {
   children: PipelineTree[];
   symbol?: string;
   layout?: CompositeLayout;
@@ -44,17 +48,11 @@ export interface PipelineBundle {
 
 export type Layout = 'leaf' | 'column' | 'row' | 'rule';
 
-export interface DiagramNode {
+export interface DiagramNode extends NodeFacts {
   /** Position from the root, as the core names steps in errors: `[2][0]`; the root is `''`. */
   path: string;
-  kind: string;
-  label: string;
-  name: string | null;
-  type: string;
-  stage: Stage;
-  params: number;
   layout: Layout;
-  /** The operator the composite stands for (`>>`, `+`, `/`, `~`, `if`, `try`), `''` for leaves. */
+  /** The operator or word the composite's class declares (`>>`, `+`, `if`...), `''` for leaves. */
   symbol: string;
   /** Text shown on hover: type, stage, parameters, position. */
   tooltip: string;
