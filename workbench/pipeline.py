@@ -314,15 +314,8 @@ class Transform:
 
         It compares equal to the ``torch.device`` and to its string: ``pl.device == "cpu"``.
         """
-        for owner, table, key in self._wb_first_tensor():
-            tensors = getattr(owner, table)
-            try:
-                tensor = tensors.get(key)
-            except AttributeError:  # a TorchScript module's table has no .get
-                tensor = tensors[key] if key in tensors else None
-            if tensor is not None:
-                return Device(tensor.device)
-        return Device("cpu")
+        tensor = self._wb_lead_tensor()
+        return Device(tensor.device if tensor is not None else "cpu")
 
     @_computed
     def annotations(self) -> dict[str, Any]:
@@ -335,6 +328,18 @@ class Transform:
         from .annotations import annotations_of
 
         return annotations_of(self)
+
+    def _wb_lead_tensor(self) -> Any:
+        """The first parameter (or buffer) as it is now, ``None`` when there is none; it sets the device."""
+        for owner, table, key in self._wb_first_tensor():
+            tensors = getattr(owner, table)
+            try:
+                tensor = tensors.get(key)
+            except AttributeError:  # a TorchScript module's table has no .get
+                tensor = tensors[key] if key in tensors else None
+            if tensor is not None:
+                return tensor
+        return None
 
     def _wb_first_tensor(self) -> list[tuple[Any, str, str]]:
         """Where the first parameter (or buffer) lives: ``[(submodule, "_parameters", name)]`` or ``[]``.
