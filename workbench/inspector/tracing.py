@@ -386,7 +386,7 @@ class _Recorder:
             return out
         notes: list[str] = []
         fns = [self._child(child, path + (i,)) for i, child in enumerate(node._wb_children())]
-        repeats = node._wb_shape.repeats
+        repeats = int(node._wb_shape.repeats)  # its children run per element: keep lists of their outputs
         self._map_depth += repeats
         try:
             out = node._wb_run(x, fns, notes.append)
