@@ -25,8 +25,7 @@ from typing import Any
 
 from .pipeline import STAGE_NAMES, Batch, Transform, Unbatch, _Composite
 
-__all__ = ["MIME_TYPE", "describe", "kind_of", "label_of", "branch_labels", "to_text", "tree_text", "to_html",
-           "mimebundle"]
+__all__ = ["MIME_TYPE", "describe", "kind_of", "label_of", "to_text", "tree_text", "to_html", "mimebundle"]
 
 MIME_TYPE = "application/vnd.workbench.pipeline+json"
 _MAX_LABEL = 70
@@ -56,7 +55,7 @@ def _describe(t: Transform, stage: int) -> tuple[dict[str, Any], int]:
     end = stage
     if isinstance(t, _Composite):
         shape = t._wb_shape
-        node.update(symbol=shape.symbol, layout=shape.layout, branches=branch_labels(t), **t._wb_describe())
+        node.update(symbol=shape.symbol, layout=shape.layout, branches=_branch_labels(t), **t._wb_describe())
         for child in t._wb_children():
             # A column's stage flows from child to child; each branch of a row starts in the node's stage.
             child_node, child_end = _describe(child, end if shape.layout == "column" else stage)
@@ -76,7 +75,7 @@ def kind_of(t: Transform) -> str:
     return "step"
 
 
-def branch_labels(t: _Composite) -> list[str]:
+def _branch_labels(t: _Composite) -> list[str]:
     """The label over each child: the declared ones, else ``[i]`` on a row and none on a column."""
     fixed = t._wb_shape.branches
     n = len(t._wb_children())

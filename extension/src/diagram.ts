@@ -132,7 +132,8 @@ export function validateTree(node: unknown, path = '', context = 'pipeline'): Pi
     if (node.symbol !== undefined && typeof node.symbol !== 'string') {
       throw new PipelineDataError(`${where}: "symbol" must be a string`);
     }
-    if (node.branches !== undefined && !(Array.isArray(node.branches) && node.branches.every(b => typeof b === 'string'))) {
+    const branches = node.branches;
+    if (branches !== undefined && !(Array.isArray(branches) && branches.every(b => typeof b === 'string'))) {
       throw new PipelineDataError(`${where}: "branches" must be a list of strings`);
     }
   }
@@ -194,12 +195,15 @@ export function layoutOf(node: PipelineTree): Layout {
   return shapeOf(node)?.layout ?? 'leaf';
 }
 
-/** A composite's symbol, layout and branch labels; `undefined` for leaves and markers. */
+/** A composite's symbol and layout; `undefined` for leaves and markers. */
 function shapeOf(node: PipelineTree): { symbol: string; layout: CompositeLayout } | undefined {
   if ((LEAF_KINDS as readonly string[]).includes(node.kind)) {
     return undefined;
   }
-  return node.layout === undefined ? SAVED_BEFORE_SHAPES[node.kind] : { symbol: node.symbol ?? '', layout: node.layout };
+  if (node.layout === undefined) {
+    return SAVED_BEFORE_SHAPES[node.kind];
+  }
+  return { symbol: node.symbol ?? '', layout: node.layout };
 }
 
 function branchLabelsOf(node: PipelineTree): string[] {
