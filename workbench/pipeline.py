@@ -1100,6 +1100,8 @@ class Try(_Sealed):
     (12, -1)
     """
 
+    _wb_shape = _Shape("try", "try", "row", ("try", "except", "else", "finally"), label="Try")
+
     def __init__(self, t: Any, catch: Any, exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception,
                  else_: Any = None, finally_: Any = None):
         from .transform import transform
@@ -1109,8 +1111,6 @@ class Try(_Sealed):
                  transform(finally_) if finally_ is not None else identity]
         super().__init__(parts)
         self.exceptions = exceptions
-
-    _wb_shape = _Shape("try", "try", "row", ("try", "except", "else", "finally"), label="Try")
 
     def _wb_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         t, catch, else_, finally_ = self._children
