@@ -363,15 +363,8 @@ class _Scope:
 
 def _target_device(pipeline: Transform) -> torch.device | None:
     """Where batches must go: the device of the first parameter, ``None`` when that is the CPU."""
-    for owner, table, key in pipeline._wb_first_tensor():
-        tensors = getattr(owner, table)
-        try:
-            tensor = tensors.get(key)
-        except AttributeError:  # a TorchScript module's table has no .get
-            tensor = tensors[key] if key in tensors else None
-        if tensor is not None and not tensor.is_cpu:  # is_cpu: the same test, ~5 us cheaper per call
-            return tensor.device
-    return None
+    tensor = pipeline._wb_lead_tensor()
+    return tensor.device if tensor is not None and not tensor.is_cpu else None  # is_cpu: the same test, ~5 us cheaper
 
 
 def _step_of(stage: Transform | None) -> tuple[Callable[[Any], Any] | None, Compose | None]:

@@ -2,13 +2,18 @@
 
 All three are drawn from one description, :func:`describe`, a tree of plain dicts::
 
-    {"kind": "compose" | "rollout" | "parallel" | "map" | "if" | "try" | "step" | "batch" | "unbatch",
+    {"kind": "step" | "batch" | "unbatch" | "compose" | "rollout" | ...,  # a composite's _Shape.kind
      "label": "normalize",            # the step's name, or what it wraps
      "name": "normalize" | None,      # the name given with ``t - "name"``
      "type": "FunctionTransform",     # the Python class
      "stage": "preprocess" | "forward" | "postprocess",
      "params": 36,                    # trainable and frozen parameters of torch layers (0 otherwise)
      "children": [...]}
+
+Composite nodes also carry what their class declares (:class:`workbench.pipeline._Shape`), so that
+no reader keeps its own table of composites: ``"symbol"`` (``">>"``, ``"+"``...), ``"layout"``
+(``"column"``: children one after another, ``"row"``: branches side by side) and ``"branches"``
+(a label per child, ``[]`` on a column). ``if`` nodes add their ``"mode"``.
 
 :data:`MIME_TYPE` bundles carry ``{"version": 1, "root": <that tree>}``.
 """
@@ -18,24 +23,11 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .pipeline import (
-    STAGE_NAMES,
-    Batch,
-    Compose,
-    IfMode,
-    Map,
-    Parallel,
-    Rollout,
-    Transform,
-    Try,
-    Unbatch,
-    _Composite,
-)
+from .pipeline import STAGE_NAMES, Batch, Transform, Unbatch, _Composite
 
-__all__ = ["MIME_TYPE", "describe", "to_text", "to_html", "mimebundle"]
+__all__ = ["MIME_TYPE", "describe", "kind_of", "label_of", "to_text", "tree_text", "to_html", "mimebundle"]
 
 MIME_TYPE = "application/vnd.workbench.pipeline+json"
-_KINDS = {Compose: "compose", Rollout: "rollout", Parallel: "parallel", Map: "map", Try: "try"}
 _MAX_LABEL = 70
 
 
@@ -49,57 +41,55 @@ def describe(t: Transform, stage: int | None = None) -> dict[str, Any]:
 
 
 def _describe(t: Transform, stage: int) -> tuple[dict[str, Any], int]:
-    kind = _kind(t)
     node: dict[str, Any] = {
-        "kind": kind,
-        "label": _label(t),
+        "kind": kind_of(t),
+        "label": label_of(t),
         "name": t._wb_name,
         "type": type(t).__name__,
         "stage": STAGE_NAMES[stage],
         "params": _params(t),
         "children": [],
     }
-    if isinstance(t, Batch):
-        return node, 1
-    if isinstance(t, Unbatch):
-        return node, 2
+    if isinstance(t, (Batch, Unbatch)):
+        return node, t._stage_to
     end = stage
-    if isinstance(t, Compose):
+    if isinstance(t, _Composite):
+        shape = t._wb_shape
+        node.update(symbol=shape.symbol, layout=shape.layout, branches=_branch_labels(t), **t._wb_describe())
         for child in t._wb_children():
-            child_node, end = _describe(child, end)
-            node["children"].append(child_node)
-    elif isinstance(t, _Composite):
-        for child in t._wb_children():
-            child_node, child_end = _describe(child, stage)
+            # A column's stage flows from child to child; each branch of a row starts in the node's stage.
+            child_node, child_end = _describe(child, end if shape.layout == "column" else stage)
             node["children"].append(child_node)
             end = max(end, child_end)
-    if isinstance(t, IfMode):
-        node["mode"] = t.mode
     return node, end
 
 
-def _kind(t: Transform) -> str:
+def kind_of(t: Transform) -> str:
+    """``"batch"``, ``"unbatch"``, a composite's declared kind, else ``"step"``."""
     if isinstance(t, Batch):
         return "batch"
     if isinstance(t, Unbatch):
         return "unbatch"
-    if isinstance(t, IfMode):
-        return "if"
-    for cls, kind in _KINDS.items():
-        if isinstance(t, cls):
-            return kind
+    if isinstance(t, _Composite):
+        return t._wb_shape.kind
     return "step"
 
 
-def _label(t: Transform) -> str:
+def _branch_labels(t: _Composite) -> list[str]:
+    """The label over each child: the declared ones, else ``[i]`` on a row and none on a column."""
+    fixed = t._wb_shape.branches
+    n = len(t._wb_children())
+    if fixed:
+        return [fixed[i] if i < len(fixed) else f"[{i}]" for i in range(n)]
+    return [f"[{i}]" for i in range(n)] if t._wb_shape.layout == "row" else []
+
+
+def label_of(t: Transform) -> str:
+    """The step's name, else what a composite is called, else what the step wraps (shortened)."""
     if t._wb_name:
         return t._wb_name
-    if isinstance(t, IfMode):
-        return f"If{t.mode.capitalize()}"
     if isinstance(t, _Composite):
-        return {Compose: "compose", Rollout: "rollout", Parallel: "parallel", Map: "map", Try: "Try"}.get(
-            type(t), type(t).__name__
-        )
+        return t._wb_label()
     label = t._wb_kind()
     if _is_layer(t):  # Linear(in_features=8, ...)
         label = f"{label}({t.extra_repr()})"
@@ -121,8 +111,6 @@ def _is_layer(t: Transform) -> bool:
 
 # --- text --------------------------------------------------------------------------------------
 
-_SYMBOLS = {"rollout": "+", "parallel": "/", "map": "~", "compose": ">>", "try": "Try", "if": "if"}
-
 
 def to_text(t: Transform) -> str:
     """A readable tree, one step a line; ``batch``/``unbatch`` are drawn as stage rules."""
@@ -131,33 +119,37 @@ def to_text(t: Transform) -> str:
     summary = [head]
     if node["children"]:
         n = len(node["children"])
-        unit = "step" if node["kind"] == "compose" else "branch"
+        unit = "step" if node.get("layout") == "column" else "branch"
         summary.append(f"{n} {unit}" + ("" if n == 1 else ("s" if unit == "step" else "es")))
     if node["params"]:
         summary.append(f"{node['params']:,} params")
-    lines = [" · ".join(summary)]
-    _text_children(node, "", lines)
     if not node["children"]:
-        return lines[0] if node["kind"] == "step" else node["label"]
-    return "\n".join(lines)
+        return summary[0] if node["kind"] == "step" else node["label"]
+    return "\n".join([" · ".join(summary), *tree_text(node)])
 
 
-def _text_children(node: dict[str, Any], indent: str, lines: list[str]) -> None:
-    children = node["children"]
+def tree_text(node: dict[str, Any], *, stages: bool = False, indent: str = "") -> list[str]:
+    """The lines drawing the children of a :func:`describe` node, one step a line, stage markers as
+    rules; ``stages`` ends each line with the step's stage. ``workbench info`` draws stored trees with it.
+    """
+    lines: list[str] = []
+    children = node.get("children") or []
     for i, child in enumerate(children):
         last = i == len(children) - 1
         branch = "└─ " if last else "├─ "
-        if child["kind"] in ("batch", "unbatch"):
-            lines.append(f"{indent}{branch}══ {child['label']} ══")
+        if child.get("kind") in ("batch", "unbatch"):
+            lines.append(f"{indent}{branch}══ {child.get('label') or child['kind']} ══")
             continue
-        text = f"[{i}] {child['label']}"
-        if child["children"] and not child["name"]:
-            text = f"[{i}] {_SYMBOLS.get(child['kind'], child['kind'])} {child['label']}"
-        if child["params"]:
+        text = f"[{i}] {child.get('label', '?')}"
+        if child.get("children") and not child.get("name"):  # trees stored before nodes had symbols show the kind
+            text = f"[{i}] {child.get('symbol') or child.get('kind')} {child.get('label', '?')}"
+        if child.get("params"):
             text += f"  ({child['params']:,} params)"
+        if stages:
+            text += f"   [{child.get('stage', '')}]"
         lines.append(indent + branch + text)
-        if child["children"]:
-            _text_children(child, indent + ("   " if last else "│  "), lines)
+        lines.extend(tree_text(child, stages=stages, indent=indent + ("   " if last else "│  ")))
+    return lines
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -186,7 +178,7 @@ def _html_node(node: dict[str, Any], index: int | None) -> str:
     style = f'background:{_STAGE_COLOURS[node["stage"]]};padding:1px 4px;border-radius:3px'
     if not node["children"]:
         return f'<div style="{style};margin:1px 0">{label}{params}</div>'
-    symbol = html.escape(_SYMBOLS.get(node["kind"], node["kind"]))
+    symbol = html.escape(node["symbol"])
     children = "".join(_html_node(c, i) for i, c in enumerate(node["children"]))
     return (f'<details open style="margin:1px 0"><summary style="{style}">{label} '
             f'<span style="color:#888">{symbol}</span>{params}</summary>'

@@ -33,9 +33,11 @@ from __future__ import annotations
 import collections
 import copy
 import copyreg
+import itertools
 import keyword
 import sys
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, NamedTuple, Sequence
 
 from torch import Tensor as _Tensor
 
@@ -312,15 +314,8 @@ class Transform:
 
         It compares equal to the ``torch.device`` and to its string: ``pl.device == "cpu"``.
         """
-        for owner, table, key in self._wb_first_tensor():
-            tensors = getattr(owner, table)
-            try:
-                tensor = tensors.get(key)
-            except AttributeError:  # a TorchScript module's table has no .get
-                tensor = tensors[key] if key in tensors else None
-            if tensor is not None:
-                return Device(tensor.device)
-        return Device("cpu")
+        tensor = self._wb_lead_tensor()
+        return Device(tensor.device if tensor is not None else "cpu")
 
     @_computed
     def annotations(self) -> dict[str, Any]:
@@ -333,6 +328,18 @@ class Transform:
         from .annotations import annotations_of
 
         return annotations_of(self)
+
+    def _wb_lead_tensor(self) -> Any:
+        """The first parameter (or buffer) as it is now, ``None`` when there is none; it sets the device."""
+        for owner, table, key in self._wb_first_tensor():
+            tensors = getattr(owner, table)
+            try:
+                tensor = tensors.get(key)
+            except AttributeError:  # a TorchScript module's table has no .get
+                tensor = tensors[key] if key in tensors else None
+            if tensor is not None:
+                return tensor
+        return None
 
     def _wb_first_tensor(self) -> list[tuple[Any, str, str]]:
         """Where the first parameter (or buffer) lives: ``[(submodule, "_parameters", name)]`` or ``[]``.
@@ -366,8 +373,72 @@ class Transform:
         return mimebundle(self)
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What a kind of composite is, as the displays, ``workbench info``, the inspector and the
+    JupyterLab diagram show it.
+
+    - ``kind``: its name in :func:`workbench.display.describe` trees (``"compose"``, ``"rollout"``...);
+    - ``symbol``: the operator or word shown beside it (``">>"``, ``"+"``, ``"if"``);
+    - ``layout``: ``"column"`` when the children run one after another (the stage flows from one to
+      the next; drawn top to bottom), ``"row"`` when they are branches side by side (each starts
+      in the node's stage);
+    - ``branches``: labels over the children in order (``("then", "else")``); empty: ``[0]``, ``[1]``...
+      on a row, none on a column;
+    - ``label``: what an unnamed node is called (``kind`` when empty);
+    - ``repeats``: the children run once per element of the input (the trace keeps a list of
+      their outputs).
+
+    >>> Rollout._wb_shape.symbol, Try._wb_shape.branches
+    ('+', ('try', 'except', 'else', 'finally'))
+    """
+
+    kind: str
+    symbol: str
+    layout: Literal["column", "row"]
+    branches: tuple[str, ...] = ()
+    label: str = ""
+    repeats: bool = False
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("column", "row"):
+            raise ValueError(f"composite {self.kind!r}: layout must be 'column' or 'row', got {self.layout!r}")
+        if self.kind in ("step", "batch", "unbatch"):
+            raise ValueError(f"composite kind {self.kind!r} is taken by leaves and stage markers")
+
+
+_ChildFns = Sequence[Callable[[Any], Any]]
+
+
 class _Composite(Transform):
-    """A transform made of others; holds them in an immutable tuple."""
+    """A transform made of others; holds them in an immutable tuple.
+
+    The composite protocol: each kind of composite says on its class all that the rest of
+    workbench needs to know about it, and nothing else keeps a table of composites.
+
+    - ``_wb_shape`` (a :class:`_Shape`): kind, symbol, layout and branch labels, read by the text
+      and HTML displays, the JSON for the JupyterLab diagram, ``workbench info`` and the inspector;
+    - ``_wb_run(x, fns, note)``: how it computes from its children, child ``i`` running as
+      ``fns[i]``; plain calls pass the children's cached callables, the inspector's trace passes
+      callables that record each child's output. ``note``, when given, is told which branch ran
+      or what was caught. Errors get the failing child's position with :func:`_annotate`;
+    - ``_wb_arguments()``: ``(args, kwargs)`` that make the node again as ``type(node)(*args,
+      **kwargs)``, which bundles write as source.
+
+    A new kind of composite is one subclass defining these three (``tests/test_composites.py``
+    defines one and checks every consumer shows, traces and describes it).
+    """
+
+    _wb_shape: ClassVar[_Shape]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__name__.startswith("_"):  # a shared base (such as _Branching), not a kind of its own
+            return
+        if not isinstance(getattr(cls, "_wb_shape", None), _Shape):
+            raise TypeError(f"composite {cls.__name__} must declare _wb_shape = _Shape(kind, symbol, layout, ...)")
+        if cls._wb_run is _Composite._wb_run:
+            raise TypeError(f"composite {cls.__name__} must say how it runs its children: define _wb_run(x, fns, note)")
 
     def __init__(self, children: Sequence[Transform]):
         self._children = tuple(children)
@@ -389,7 +460,23 @@ class _Composite(Transform):
         return (self.__dict__.get("_wb_entry_fn") or self._wb_entry())(x)
 
     def _call(self, x: Any) -> Any:
-        raise NotImplementedError
+        return self._wb_run(x, self._fns or self._fns_cached())
+
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
+        """This node's output for ``x``, running child ``i`` as ``fns[i]`` (see the class docstring)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how it runs its children (_wb_run)")
+
+    def _wb_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``(args, kwargs)`` making this node again: ``type(self)(*args, **kwargs)``."""
+        return (list(self._children),), {}
+
+    def _wb_label(self) -> str:
+        """What the node is called when it has no name."""
+        return self._wb_shape.label or self._wb_shape.kind
+
+    def _wb_describe(self) -> dict[str, Any]:
+        """Fields this kind adds to its :func:`workbench.display.describe` node (``IfMode``: its mode)."""
+        return {}
 
     def _wb_callable(self) -> Callable[[Any], Any]:
         return self._call
@@ -478,15 +565,17 @@ class _Composite(Transform):
 class Compose(_Composite):
     """``a >> b >> c``: each step's output is the next step's input."""
 
+    _wb_shape = _Shape("compose", ">>", "column")
+
     def __init__(self, steps: Sequence[Transform], origin: Sequence[int] | None = None):
         super().__init__(steps)
         if origin is not None:
             self._wb_origin = tuple(origin)
 
-    def _call(self, x: Any) -> Any:
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
         i = 0
         try:
-            for f in self._fns or self._fns_cached():
+            for f in fns:
                 x = f(x)
                 i += 1
         except Exception as exc:
@@ -531,6 +620,21 @@ class _Branching(_Composite):
             raise ValueError(f"{len(self._children)} branches need {len(self._children)} field names, "
                              f"got {list(self._wb_fields)}")
 
+    def _wb_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        custom = self._wb_fields != _branch_fields(self._children)
+        return (list(self._children),), ({"fields": list(self._wb_fields)} if custom else {})
+
+    def _wb_gather(self, fns: _ChildFns, inputs: Iterable[Any]) -> tuple[Any, ...]:
+        """The output tuple of branch ``i`` run as ``fns[i]`` on input ``i``; a failure names the branch."""
+        out = []
+        try:
+            for f, x in zip(fns, inputs):
+                out.append(f(x))
+        except Exception as exc:
+            _annotate(exc, self, len(out))
+            raise
+        return self._wb_pack(out)
+
     def _wb_pack(self, values: list[Any]) -> tuple[Any, ...]:
         """The output tuple of this node from its branches' values."""
         make = self.__dict__.get("_wb_make_fn")
@@ -563,22 +667,18 @@ class _Branching(_Composite):
 class Rollout(_Branching):
     """``a + b``: every branch gets the same input; the output is the tuple of their outputs."""
 
-    def _call(self, x: Any) -> tuple[Any, ...]:
-        out = []
-        try:
-            for f in self._fns or self._fns_cached():
-                out.append(f(x))
-        except Exception as exc:
-            _annotate(exc, self, len(out))
-            raise
-        return self._wb_pack(out)
+    _wb_shape = _Shape("rollout", "+", "row")
+
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> tuple[Any, ...]:
+        return self._wb_gather(fns, itertools.repeat(x))
 
 
 class Parallel(_Branching):
     """``a / b``: branch ``i`` gets element ``i`` of the input tuple."""
 
-    def _call(self, x: Any) -> tuple[Any, ...]:
-        fns = self._fns or self._fns_cached()
+    _wb_shape = _Shape("parallel", "/", "row")
+
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> tuple[Any, ...]:
         try:
             n = len(x)
         except TypeError:
@@ -588,14 +688,7 @@ class Parallel(_Branching):
                 f"parallel step {self._wb_title()!r} has {len(fns)} branches and needs a tuple of "
                 f"{len(fns)} values; got {type(x).__name__}" + (f" of length {n}" if n >= 0 else "")
             )
-        out = []
-        try:
-            for f, xi in zip(fns, x):
-                out.append(f(xi))
-        except Exception as exc:
-            _annotate(exc, self, len(out))
-            raise
-        return self._wb_pack(out)
+        return self._wb_gather(fns, x)
 
 
 class _Sealed(_Composite):
@@ -616,11 +709,16 @@ class _Sealed(_Composite):
 class Map(_Sealed):
     """``~a``: ``a`` applied to each element of the input; the output is a list."""
 
+    _wb_shape = _Shape("map", "~", "column", repeats=True)
+
     def __init__(self, inner: Transform):
         super().__init__([inner])
 
-    def _call(self, xs: Any) -> list[Any]:
-        f = (self._fns or self._fns_cached())[0]
+    def _wb_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (self._children[0],), {}
+
+    def _wb_run(self, xs: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> list[Any]:
+        f = fns[0]
         try:
             return [f(x) for x in xs]
         except Exception as exc:
@@ -943,6 +1041,7 @@ identity = Identity()
 class IfMode(_Sealed):
     """Run ``then`` when the apply mode is ``mode``, else ``else_`` (identity by default)."""
 
+    _wb_shape = _Shape("if", "if", "row", ("then", "else"))
     mode = "infer"
 
     def __init__(self, then: Any, else_: Any = None):
@@ -950,11 +1049,22 @@ class IfMode(_Sealed):
 
         super().__init__([transform(then), transform(else_) if else_ is not None else identity])
 
-    def _call(self, x: Any) -> Any:
-        then, else_ = self._fns or self._fns_cached()
-        branch = 0 if current_mode() == self.mode else 1
+    def _wb_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return tuple(self._children), {}
+
+    def _wb_label(self) -> str:
+        return f"If{self.mode.capitalize()}"
+
+    def _wb_describe(self) -> dict[str, Any]:
+        return {"mode": self.mode}
+
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
+        mode = current_mode()
+        branch = 0 if mode == self.mode else 1
+        if note is not None:
+            note(f"{self._wb_shape.branches[branch]} branch (mode {mode!r})")
         try:
-            return (then, else_)[branch](x)
+            return fns[branch](x)
         except Exception as exc:
             _annotate(exc, self, branch)
             raise
@@ -990,6 +1100,8 @@ class Try(_Sealed):
     (12, -1)
     """
 
+    _wb_shape = _Shape("try", "try", "row", ("try", "except", "else", "finally"), label="Try")
+
     def __init__(self, t: Any, catch: Any, exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception,
                  else_: Any = None, finally_: Any = None):
         from .transform import transform
@@ -1000,17 +1112,25 @@ class Try(_Sealed):
         super().__init__(parts)
         self.exceptions = exceptions
 
-    def _call(self, x: Any) -> Any:
-        t, catch, else_, finally_ = self._fns or self._fns_cached()
+    def _wb_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        t, catch, else_, finally_ = self._children
+        return (t, catch, self.exceptions), {"else_": else_, "finally_": finally_}
+
+    def _wb_run(self, x: Any, fns: _ChildFns, note: Callable[[str], None] | None = None) -> Any:
+        t, catch, else_, finally_ = fns
         stage = 0
         try:
             try:
                 out = t(x)
-            except self.exceptions:
+            except self.exceptions as caught:
                 stage = 1
+                if note is not None:
+                    note(f"caught {type(caught).__name__}: {caught}")
                 out = catch(x)
             else:
                 stage = 2
+                if note is not None:
+                    note("no exception")
                 out = else_(out)
             stage = 3
             return finally_(out)

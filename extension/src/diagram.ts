@@ -12,28 +12,31 @@
 export const MIME_TYPE = 'application/vnd.workbench.pipeline+json';
 export const STAGES = ['preprocess', 'forward', 'postprocess'] as const;
 export type Stage = (typeof STAGES)[number];
-export const KINDS = [
-  'compose',
-  'rollout',
-  'parallel',
-  'map',
-  'if',
-  'try',
-  'step',
-  'batch',
-  'unbatch'
-] as const;
-export type Kind = (typeof KINDS)[number];
+/** The kinds of leaves and stage markers; every other kind is a composite, described by its node. */
+export const LEAF_KINDS = ['step', 'batch', 'unbatch'] as const;
+/** How a composite's children are drawn, as its Python class declares (`_Shape.layout`). */
+export const COMPOSITE_LAYOUTS = ['column', 'row'] as const;
+export type CompositeLayout = (typeof COMPOSITE_LAYOUTS)[number];
 
-/** One node of `describe(pipeline)`. */
-export interface PipelineTree {
-  kind: Kind;
+/** What every node says about itself, in the tree the core sends and in the diagram model. */
+export interface NodeFacts {
+  kind: string;
   label: string;
   name: string | null;
   type: string;
   stage: Stage;
   params: number;
+}
+
+/**
+ * One node of `describe(pipeline)`. Composite nodes carry what their class declares: `symbol`,
+ * `layout` and a label per branch; nodes saved before they did (older notebook outputs) lack them.
+ */
+export interface PipelineTree extends NodeFacts {
   children: PipelineTree[];
+  symbol?: string;
+  layout?: CompositeLayout;
+  branches?: string[];
   mode?: string;
 }
 
@@ -45,17 +48,11 @@ export interface PipelineBundle {
 
 export type Layout = 'leaf' | 'column' | 'row' | 'rule';
 
-export interface DiagramNode {
+export interface DiagramNode extends NodeFacts {
   /** Position from the root, as the core names steps in errors: `[2][0]`; the root is `''`. */
   path: string;
-  kind: Kind;
-  label: string;
-  name: string | null;
-  type: string;
-  stage: Stage;
-  params: number;
   layout: Layout;
-  /** The operator the composite stands for (`>>`, `+`, `/`, `~`, `if`, `try`), `''` for leaves. */
+  /** The operator or word the composite's class declares (`>>`, `+`, `if`...), `''` for leaves. */
   symbol: string;
   /** Text shown on hover: type, stage, parameters, position. */
   tooltip: string;
@@ -74,21 +71,17 @@ export interface Diagram {
   hasUnbatch: boolean;
 }
 
-const SYMBOLS: Record<Kind, string> = {
-  compose: '>>',
-  rollout: '+',
-  parallel: '/',
-  map: '~',
-  if: 'if',
-  try: 'try',
-  step: '',
-  batch: '',
-  unbatch: ''
-};
-
-const BRANCH_LABELS: Partial<Record<Kind, string[]>> = {
-  if: ['then', 'else'],
-  try: ['try', 'except', 'else', 'finally']
+/**
+ * The shapes of the composites that existed before nodes described themselves, for notebook
+ * outputs saved then. Newer composites always arrive with their shape; this table does not grow.
+ */
+const SAVED_BEFORE_SHAPES: Record<string, { symbol: string; layout: CompositeLayout; branches?: string[] }> = {
+  compose: { symbol: '>>', layout: 'column' },
+  map: { symbol: '~', layout: 'column' },
+  rollout: { symbol: '+', layout: 'row' },
+  parallel: { symbol: '/', layout: 'row' },
+  if: { symbol: 'if', layout: 'row', branches: ['then', 'else'] },
+  try: { symbol: 'try', layout: 'row', branches: ['try', 'except', 'else', 'finally'] }
 };
 
 /** A malformed bundle; the message names the offending node by its path. */
@@ -123,8 +116,26 @@ export function validateTree(node: unknown, path = '', context = 'pipeline'): Pi
   if (!isObject(node)) {
     throw new PipelineDataError(`${where}: expected an object, got ${describeValue(node)}`);
   }
-  if (!(KINDS as readonly string[]).includes(node.kind as string)) {
-    throw new PipelineDataError(`${where}: unknown kind ${JSON.stringify(node.kind)}`);
+  if (typeof node.kind !== 'string' || !node.kind) {
+    throw new PipelineDataError(`${where}: "kind" must be a non-empty string`);
+  }
+  if (!(LEAF_KINDS as readonly string[]).includes(node.kind)) {
+    if (node.layout === undefined && !(node.kind in SAVED_BEFORE_SHAPES)) {
+      throw new PipelineDataError(`${where}: unknown kind ${JSON.stringify(node.kind)} without a "layout"`);
+    }
+    if (node.layout !== undefined && !(COMPOSITE_LAYOUTS as readonly unknown[]).includes(node.layout)) {
+      throw new PipelineDataError(
+        `${where}: unknown layout ${JSON.stringify(node.layout)} of kind ${JSON.stringify(node.kind)} ` +
+          '(this extension draws "column" and "row"); update the workbench JupyterLab extension'
+      );
+    }
+    if (node.symbol !== undefined && typeof node.symbol !== 'string') {
+      throw new PipelineDataError(`${where}: "symbol" must be a string`);
+    }
+    const branches = node.branches;
+    if (branches !== undefined && !(Array.isArray(branches) && branches.every(b => typeof b === 'string'))) {
+      throw new PipelineDataError(`${where}: "branches" must be a list of strings`);
+    }
   }
   if (typeof node.label !== 'string') {
     throw new PipelineDataError(`${where}: "label" must be a string`);
@@ -165,9 +176,9 @@ export function buildDiagram(root: PipelineTree): Diagram {
       stage: node.stage,
       params: node.params,
       layout: layoutOf(node),
-      symbol: SYMBOLS[node.kind],
+      symbol: shapeOf(node)?.symbol ?? '',
       tooltip: tooltipOf(node, path),
-      branchLabels: children.length > 1 || node.kind === 'if' || node.kind === 'try' ? branchLabelsOf(node) : [],
+      branchLabels: branchLabelsOf(node),
       collapsible: children.length > 0,
       children
     };
@@ -176,26 +187,34 @@ export function buildDiagram(root: PipelineTree): Diagram {
   return { root: diagramRoot, stepCounts, totalParams: root.params, hasBatch, hasUnbatch };
 }
 
-/** How a node is drawn: compositions top to bottom, branches side by side, markers as rules. */
+/** How a node is drawn: steps as leaves, markers as rules, composites as their class says. */
 export function layoutOf(node: PipelineTree): Layout {
   if (node.kind === 'batch' || node.kind === 'unbatch') {
     return 'rule';
   }
-  if (node.children.length === 0) {
-    return 'leaf';
+  return shapeOf(node)?.layout ?? 'leaf';
+}
+
+/** A composite's symbol and layout; `undefined` for leaves and markers. */
+function shapeOf(node: PipelineTree): { symbol: string; layout: CompositeLayout } | undefined {
+  if ((LEAF_KINDS as readonly string[]).includes(node.kind)) {
+    return undefined;
   }
-  return node.kind === 'compose' || node.kind === 'map' ? 'column' : 'row';
+  if (node.layout === undefined) {
+    return SAVED_BEFORE_SHAPES[node.kind];
+  }
+  return { symbol: node.symbol ?? '', layout: node.layout };
 }
 
 function branchLabelsOf(node: PipelineTree): string[] {
-  const fixed = BRANCH_LABELS[node.kind];
-  if (fixed) {
-    return node.children.map((_, i) => fixed[i] ?? `[${i}]`);
+  if (node.layout !== undefined) {
+    return node.branches ?? [];
   }
-  if (node.kind === 'rollout' || node.kind === 'parallel') {
-    return node.children.map((_, i) => `[${i}]`);
+  const saved = SAVED_BEFORE_SHAPES[node.kind];
+  if (!saved || saved.layout === 'column') {
+    return [];
   }
-  return [];
+  return node.children.map((_, i) => saved.branches?.[i] ?? `[${i}]`);
 }
 
 /** The hover text for a node: what it is, its stage, its parameters and where it sits. */
@@ -204,14 +223,14 @@ export function tooltipOf(node: PipelineTree, path: string): string {
   if (node.kind === 'batch' || node.kind === 'unbatch') {
     lines.push(
       node.kind === 'batch'
-        ? 'batch: items are collated into batches here (preprocess → forward)'
-        : 'unbatch: batches are split back into items here (forward → postprocess)'
+        ? `${node.label || 'batch'}: items are collated into batches here (preprocess → forward)`
+        : `${node.label || 'unbatch'}: batches are split back into items here (forward → postprocess)`
     );
   } else {
     lines.push(node.name ? `${node.label} (${node.type})` : `${node.type || node.kind}: ${node.label}`);
     lines.push(`stage: ${node.stage}`);
     if (node.kind !== 'step') {
-      const what = node.kind === 'compose' || node.kind === 'map' ? 'steps' : 'branches';
+      const what = layoutOf(node) === 'column' ? 'steps' : 'branches';
       lines.push(`${node.kind}: ${node.children.length} ${what}`);
     }
     if (node.mode) {

@@ -200,7 +200,7 @@ function drawStep(node: DiagramNode, doc: Document): HTMLElement {
   label.className = 'wb-step-label';
   label.textContent =
     node.layout === 'rule'
-      ? `── ${node.kind} ──`
+      ? `── ${node.label || node.kind} ──`
       : `${node.path.match(/\[\d+\]$/)?.[0] ?? ''} ${node.symbol ? node.symbol + ' ' : ''}${node.label}`.trim();
   item.appendChild(label);
   if (node.params) {

@@ -52,7 +52,7 @@ export function drawNode(node: DiagramNode, doc: Document): HTMLElement {
     rule.dataset.path = node.path;
     rule.title = node.tooltip;
     const label = el(doc, 'span', 'wb-rule-label');
-    label.textContent = node.kind;
+    label.textContent = node.label || node.kind;
     rule.appendChild(label);
     return rule;
   }

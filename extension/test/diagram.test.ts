@@ -26,6 +26,15 @@ describe('validateBundle', () => {
     expect(() => validateBundle({ version: 1, root })).toThrow('pipeline node [1][0]: unknown stage "training"');
   });
 
+  it('rejects a composite it cannot draw, naming kind and layout', () => {
+    const unknown = node('retry', 'retry', { children: [node('step', 'f')] });
+    expect(() => validateBundle({ version: 1, root: unknown })).toThrow(
+      'pipeline node (root): unknown kind "retry" without a "layout"'
+    );
+    const spiral: any = { ...unknown, layout: 'spiral' };
+    expect(() => validateBundle({ version: 1, root: spiral })).toThrow(/unknown layout "spiral" of kind "retry"/);
+  });
+
   it('rejects non-objects and missing children', () => {
     expect(() => validateBundle(null)).toThrow(/expected an object, got null/);
     const root: any = classifier();
@@ -69,10 +78,48 @@ describe('buildDiagram', () => {
     expect(diagram.root.children[1].branchLabels).toEqual(['[0]', '[1]']);
     expect(diagram.root.children[1].symbol).toBe('+');
     const ifNode = buildDiagram(
-      node('if', 'IfTrain', { mode: 'train', children: [node('step', 'augment'), node('step', 'identity')] })
+      node('if', 'IfTrain', {
+        mode: 'train',
+        symbol: 'if',
+        layout: 'row',
+        branches: ['then', 'else'],
+        children: [node('step', 'augment'), node('step', 'identity')]
+      })
     ).root;
     expect(ifNode.branchLabels).toEqual(['then', 'else']);
     expect(ifNode.tooltip).toContain('mode: train');
+  });
+
+  it('draws a composite it has never heard of from what the node says about itself', () => {
+    const retry = node('retry', 'retry', {
+      type: 'Retry',
+      symbol: '↻',
+      layout: 'row',
+      branches: ['first', 'again'],
+      children: [node('step', 'fetch'), node('step', 'fetch_slowly')]
+    });
+    const drawn = buildDiagram(validateBundle({ version: 1, root: retry }).root).root;
+    expect([drawn.layout, drawn.symbol, drawn.branchLabels]).toEqual(['row', '↻', ['first', 'again']]);
+    expect(drawn.tooltip).toContain('retry: 2 branches');
+  });
+
+  it('still draws nodes saved before they carried their shape', () => {
+    const saved = node('compose', 'compose', {
+      children: [
+        node('step', 'f'),
+        node('try', 'Try', { children: ['t', 'c', 'e', 'f'].map(l => node('step', l)) }),
+        node('map', 'map', { children: [node('step', 'g')] })
+      ]
+    });
+    const drawn = buildDiagram(validateBundle({ version: 1, root: saved }).root).root;
+    expect([drawn.layout, drawn.symbol]).toEqual(['column', '>>']);
+    const [, tryNode, mapNode] = drawn.children;
+    expect([tryNode.layout, tryNode.symbol, tryNode.branchLabels]).toEqual([
+      'row',
+      'try',
+      ['try', 'except', 'else', 'finally']
+    ]);
+    expect([mapNode.layout, mapNode.symbol, mapNode.branchLabels]).toEqual(['column', '~', []]);
   });
 
   it('makes only composites collapsible', () => {

@@ -13,10 +13,16 @@ export function classifier(): PipelineTree {
   return node('compose', 'compose', {
     type: 'Compose',
     params: 15,
+    symbol: '>>',
+    layout: 'column',
+    branches: [],
     children: [
       node('step', 'to_tensor', { name: 'to_tensor' }),
       node('rollout', 'rollout', {
         type: 'Rollout',
+        symbol: '+',
+        layout: 'row',
+        branches: ['[0]', '[1]'],
         children: [node('step', 'flip'), node('step', 'identity', { type: 'Identity' })]
       }),
       node('batch', 'batch', { type: 'Batch' }),

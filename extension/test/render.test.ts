@@ -33,6 +33,14 @@ describe('drawDiagram', () => {
     expect([...el.querySelectorAll('.wb-rule')].map(r => r.textContent)).toEqual(['batch', 'unbatch']);
   });
 
+  it('names a batch variant on its rule as the core labels it', () => {
+    const root = classifier();
+    root.children[2].label = 'batch.pad(0)';
+    const el = drawDiagram(buildDiagram(root), document);
+    expect(el.querySelector('.wb-rule-batch')!.textContent).toBe('batch.pad(0)');
+    expect(el.querySelector<HTMLElement>('.wb-rule-batch')!.title).toMatch(/^batch\.pad\(0\): items are collated/);
+  });
+
   it('collapses and expands a composite on click and from the keyboard', () => {
     const el = host();
     const group = el.querySelector<HTMLElement>('[data-path="[1]"]')!;

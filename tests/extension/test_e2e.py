@@ -28,7 +28,7 @@ to_tensor = transform(lambda x: torch.tensor(x, dtype=torch.float32)) - "to_tens
 scale = transform(lambda t: t / 4) - "scale"
 shift = transform(lambda t: t - 1) - "shift"
 clf = (to_tensor >> (scale + shift) >> transform(lambda ab: torch.cat(ab)) - "join"
-       >> batch >> nn.Linear(8, 3) >> unbatch >> transform(torch.argmax) - "argmax")
+       >> batch.pad(0) >> nn.Linear(8, 3) >> unbatch >> transform(torch.argmax) - "argmax")
 workbench.registry.register("clf", clf)
 clf"""
 
@@ -57,7 +57,7 @@ def test_renderer_draws_the_pipeline_diagram(page):
     labels = diagram.locator(".wb-leaf .wb-node-label").all_text_contents()
     assert labels == ["to_tensor", "scale", "shift", "join", "Linear(in_features=8, out_features=3, bias=True)",
                       "argmax"]
-    assert diagram.locator(".wb-rule").all_text_contents() == ["batch", "unbatch"]
+    assert diagram.locator(".wb-rule").all_text_contents() == ["batch.pad(0)", "unbatch"]  # as the core labels it
     # The rollout's two branches side by side: same top, different left.
     branches = diagram.locator('[data-kind="rollout"] > .wb-group-body > .wb-branch')
     assert branches.count() == 2
@@ -98,7 +98,7 @@ def test_panel_lists_the_pipeline_with_stages_and_steps(page):
     assert rows == {"preprocess": "to_tensor, scale, shift, join",
                     "forward": "Linear(in_features=8, out_features=3, bias=True)", "postprocess": "argmax"}
     steps = [s.strip() for s in item.locator(".wb-step-tree > li > .wb-step-label").all_text_contents()]
-    assert steps == ["[0] to_tensor", "[1] + rollout", "[2] join", "── batch ──",
+    assert steps == ["[0] to_tensor", "[1] + rollout", "[2] join", "── batch.pad(0) ──",
                      "[4] Linear(in_features=8, out_features=3, bias=True)", "── unbatch ──", "[6] argmax"]
     shot(page, "02-panel")
 

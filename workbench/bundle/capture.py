@@ -343,6 +343,8 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
     # --- pipeline nodes --------------------------------------------------------------------------------
 
     def _transform_expr(self, t: Any, hint: str) -> str | None:
+        import workbench
+
         from .. import pipeline as P
         from ..same import Same
         from ..transform import FunctionTransform
@@ -364,21 +366,11 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
                 return "_wb.pipeline.Unbatch()"
             if kind is P.Identity:
                 text = "_wb.identity"
-            elif kind is P.Compose:
-                children = ", ".join(self._child(c, i) for i, c in enumerate(t._children))
-                text = f"_wb.Compose([{children}])"
-            elif kind in (P.Rollout, P.Parallel):
-                children = ", ".join(self._child(c, i) for i, c in enumerate(t._children))
-                fields = "" if t._wb_fields == P._branch_fields(t._children) else f", fields={list(t._wb_fields)!r}"
-                text = f"_wb.{kind.__name__}([{children}]{fields})"
-            elif kind is P.Map:
-                text = f"_wb.Map({self._child(t._children[0], 0)})"
-            elif kind in (P.IfTrain, P.IfEval, P.IfInfer):
-                text = f"_wb.{kind.__name__}({self._child(t._children[0], 0)}, {self._child(t._children[1], 1)})"
-            elif kind is P.Try:
-                parts = [self._child(c, i) for i, c in enumerate(t._children)]
-                exc = self.expr(t.exceptions, "exceptions")
-                text = f"_wb.Try({parts[0]}, {parts[1]}, {exc}, else_={parts[2]}, finally_={parts[3]})"
+            elif isinstance(t, P._Composite) and getattr(workbench, kind.__name__, None) is kind:
+                args, kwargs = t._wb_arguments()  # the composite says what makes it again
+                parts = [self._argument(t, a, "argument") for a in args]
+                parts += [f"{k}={self._argument(t, v, k)}" for k, v in kwargs.items()]
+                text = f"_wb.{kind.__name__}({', '.join(parts)})"
             elif kind is FunctionTransform:
                 fn = t.fn
                 text = f"_wb.FunctionTransform({self.expr(fn, self._hint(fn, hint))})"
@@ -397,6 +389,14 @@ class Capture(DefinitionsMixin, ObjectsMixin, LayersMixin):
             return text
         finally:
             self._path.pop()
+
+    def _argument(self, node: Any, value: Any, hint: str) -> str:
+        """A composite's constructor argument, its children written at their positions."""
+        children = node._children
+        if type(value) is list and len(value) == len(children) and all(v is c for v, c in zip(value, children)):
+            return "[" + ", ".join(self._child(c, i) for i, c in enumerate(children)) + "]"
+        position = next((i for i, c in enumerate(children) if c is value), None)
+        return self.expr(value, hint) if position is None else self._child(value, position)
 
     def _child(self, child: Any, index: int) -> str:
         self._path.append(f"[{index}]")

@@ -42,31 +42,14 @@ def escape_controls(text: str, *, keep_lines: bool = False) -> str:
 
 
 def structure_text(node: dict[str, Any]) -> str:
-    """The stored ``describe`` tree as indented text, one step a line."""
-    lines = [_node_label(node)]
-    _children(node, "", lines)
-    return "\n".join(lines)
+    """The stored ``describe`` tree as indented text, one step a line, each with its stage."""
+    from ..display import tree_text
 
-
-def _node_label(node: dict[str, Any]) -> str:
     label = node.get("label", "?")
-    kind = node.get("kind", "step")
-    text = label if kind == "step" or node.get("name") else f"{kind} {label}" if label != kind else kind
+    head = label if node.get("name") or not node.get("children") else f"{node.get('symbol') or node.get('kind')} {label}"
     if node.get("params"):
-        text += f"  ({node['params']:,} params)"
-    return text
-
-
-def _children(node: dict[str, Any], indent: str, lines: list[str]) -> None:
-    children = node.get("children") or []
-    for i, child in enumerate(children):
-        last = i == len(children) - 1
-        branch = "└─ " if last else "├─ "
-        if child.get("kind") in ("batch", "unbatch"):
-            lines.append(f"{indent}{branch}══ {child.get('label') or child['kind']} ══")
-            continue
-        lines.append(f"{indent}{branch}[{i}] {_node_label(child)}   [{child.get('stage', '')}]")
-        _children(child, indent + ("   " if last else "│  "), lines)
+        head += f"  ({node['params']:,} params)"
+    return "\n".join([head, *tree_text(node, stages=True)])
 
 
 def _origin_text(origin: dict[str, Any] | None) -> str:

@@ -173,10 +173,6 @@ class ObjectsMixin:
             if isinstance(reduced, str):
                 self._fail(obj, f"it is a global named {reduced!r} that could not be imported")
             func, args, state, listitems, dictitems = (tuple(reduced) + (None,) * 5)[:5]
-            from ..pipeline import Transform
-
-            if isinstance(obj, Transform) and isinstance(state, dict):
-                state = {k: (None if k == "_fns" else v) for k, v in state.items() if k != "_wb_modules_cache"}
             if func is copyreg.__newobj__ and args and args[0] is cls:
                 parts = [self._class_expr(cls)]
                 if state is not None:

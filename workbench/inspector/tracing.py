@@ -1,8 +1,9 @@
 """``trace``: run one item through a pipeline and keep every step's output.
 
-The trace executes the pipeline tree itself, node by node, with exactly the semantics of the
-composites (``Compose``, ``Rollout``, ``Parallel``, ``Map``, ``IfMode``, ``Try``) and in the same
-scope as :func:`workbench.apply.infer_apply` (infer mode, no grad, layers in eval mode, batches on
+The trace executes the pipeline tree itself, node by node: each composite runs its children
+through its own ``_wb_run`` hook (see :class:`workbench.pipeline._Composite`), which the trace
+calls with children that record their outputs, so it computes exactly as the composite does, in
+the same scope as :func:`workbench.apply.infer_apply` (infer mode, no grad, layers in eval mode, batches on
 the pipeline's device), so ``trace(pl, x).output`` equals ``pl.infer_apply(x)``.
 
 Each step's output is recorded (tensors and arrays are copied, so that a later in-place operation
@@ -35,21 +36,8 @@ import torch
 
 from ..apply import _mark_item, _Scope, _target_device
 from ..collate import to_device
-from ..pipeline import (
-    PREPROCESS,
-    STAGE_NAMES,
-    Batch,
-    Compose,
-    IfMode,
-    Map,
-    Parallel,
-    Rollout,
-    Transform,
-    Try,
-    Unbatch,
-    _annotate,
-    _Composite,
-)
+from ..display import kind_of, label_of
+from ..pipeline import PREPROCESS, STAGE_NAMES, Batch, Transform, Unbatch, _Composite
 
 __all__ = ["trace", "Trace", "TraceRecord", "StepInfo", "pipeline_steps"]
 
@@ -107,28 +95,14 @@ def pipeline_steps(pipeline: Transform, layers: bool = False) -> list[StepInfo]:
 
 def _collect(node: Transform, path: Path, stage: int, depth: int, layers: bool, out: list[StepInfo]) -> int:
     """Append ``node`` and what is inside it; returns the stage after ``node``."""
-    from ..display import _kind, _label
-
-    if isinstance(node, Batch):
-        end = 1
-    elif isinstance(node, Unbatch):
-        end = 2
-    else:
-        end = stage
-    info = StepInfo(path, None, _label(node), node._wb_name, _kind(node), STAGE_NAMES[end], depth)
+    end = node._stage_to if isinstance(node, (Batch, Unbatch)) else stage
+    info = StepInfo(path, None, label_of(node), node._wb_name, kind_of(node), STAGE_NAMES[end], depth)
     out.append(info)
-    if isinstance(node, Compose) and _runs_as(node, Compose):
+    if _expanded(node):
         position = len(out)
-        s = stage
+        column = node._wb_shape.layout == "column"  # the stage flows through a column's children
         for i, child in enumerate(node._wb_children()):
-            s = _collect(child, path + (i,), s, depth + 1, layers, out)
-        end = s
-        out[position - 1] = _replace_stage(info, end)
-    elif isinstance(node, _Composite) and _expanded(node):
-        position = len(out)
-        ends = [_collect(child, path + (i,), stage, depth + 1, layers, out)
-                for i, child in enumerate(node._wb_children())]
-        end = max([stage, *ends])
+            end = max(end, _collect(child, path + (i,), end if column else stage, depth + 1, layers, out))
         out[position - 1] = _replace_stage(info, end)
     elif layers and isinstance(node, torch.nn.Module):
         for name, sub in _submodules(node):
@@ -338,27 +312,10 @@ def _run(pipeline: Transform, x: Any, layers: bool, steps: list[StepInfo] | None
     return Trace(recorder.records, x, out)
 
 
-def _runs_as(node: Transform, cls: type) -> bool:
-    """Whether ``node`` computes exactly as ``cls`` does (a subclass may override ``_call``)."""
-    return type(node)._call is cls._call
-
-
-# The composites the trace steps into, and the recorder method that runs each one.
-_HANDLERS: dict[type, str] = {Compose: "_compose", Rollout: "_rollout", Parallel: "_parallel", Map: "_map",
-                              IfMode: "_if", Try: "_try"}
-
-
-def _expanded_as(node: Transform) -> type | None:
-    """The composite ``node`` runs as when the trace steps into its children; ``None``: one step."""
-    for cls in _HANDLERS:
-        if isinstance(node, cls):
-            return cls if _runs_as(node, cls) else None
-    return None
-
-
 def _expanded(node: Transform) -> bool:
-    """Whether the trace steps into ``node``'s children (else it runs as one step)."""
-    return _expanded_as(node) is not None
+    """Whether the trace steps into ``node``'s children: a composite computing through its ``_wb_run``
+    hook (a subclass that overrides ``_call`` runs as one step)."""
+    return isinstance(node, _Composite) and type(node)._call is _Composite._call
 
 
 class _Recorder:
@@ -423,16 +380,23 @@ class _Recorder:
     # --- executing ---
 
     def run(self, node: Transform, x: Any, path: Path) -> Any:
-        kind = _expanded_as(node)
-        note = None
-        if kind is None:
+        if not _expanded(node):
             out = self._leaf(node, x, path)
-        elif kind in (IfMode, Try):  # these also say which branch ran, or what was caught
-            out, note = getattr(self, _HANDLERS[kind])(node, x, path)
-        else:
-            out = getattr(self, _HANDLERS[kind])(node, x, path)
-        self.record(path, out, note)
+            self.record(path, out)
+            return out
+        notes: list[str] = []
+        fns = [self._child(child, path + (i,)) for i, child in enumerate(node._wb_children())]
+        repeats = int(node._wb_shape.repeats)  # its children run per element: keep lists of their outputs
+        self._map_depth += repeats
+        try:
+            out = node._wb_run(x, fns, notes.append)
+        finally:
+            self._map_depth -= repeats
+        self.record(path, out, notes[-1] if notes else None)
         return out
+
+    def _child(self, child: Transform, path: Path) -> Callable[[Any], Any]:
+        return lambda x: self.run(child, x, path)
 
     def _leaf(self, node: Transform, x: Any, path: Path) -> Any:
         if not self.batched and isinstance(node, Unbatch):
@@ -443,67 +407,6 @@ class _Recorder:
             return node._wb_callable()(x)
         finally:
             self._leaf_path = outer
-
-    def _child(self, node: _Composite, i: int, x: Any, path: Path) -> Any:
-        try:
-            return self.run(node._children[i], x, path + (i,))
-        except Exception as exc:
-            _annotate(exc, node, i)
-            raise
-
-    def _compose(self, node: Compose, x: Any, path: Path) -> Any:
-        for i in range(len(node._children)):
-            x = self._child(node, i, x, path)
-        return x
-
-    def _rollout(self, node: Rollout, x: Any, path: Path) -> tuple[Any, ...]:
-        return node._wb_pack([self._child(node, i, x, path) for i in range(len(node._children))])
-
-    def _parallel(self, node: Parallel, x: Any, path: Path) -> tuple[Any, ...]:
-        branches = len(node._children)
-        try:
-            n = len(x)
-        except TypeError:
-            n = -1
-        if n != branches:
-            raise TypeError(
-                f"parallel step {node._wb_title()!r} has {branches} branches and needs a tuple of "
-                f"{branches} values; got {type(x).__name__}" + (f" of length {n}" if n >= 0 else "")
-            )
-        return node._wb_pack([self._child(node, i, xi, path) for i, xi in enumerate(x)])
-
-    def _map(self, node: Map, xs: Any, path: Path) -> list[Any]:
-        self._map_depth += 1
-        try:
-            return [self._child(node, 0, x, path) for x in xs]
-        finally:
-            self._map_depth -= 1
-
-    def _if(self, node: IfMode, x: Any, path: Path) -> tuple[Any, str]:
-        from ..mode import current_mode
-
-        branch = 0 if current_mode() == node.mode else 1
-        out = self._child(node, branch, x, path)
-        return out, f"{'then' if branch == 0 else 'else'} branch (mode {current_mode()!r})"
-
-    def _try(self, node: Try, x: Any, path: Path) -> tuple[Any, str]:
-        stage = 0
-        try:
-            try:
-                out = self.run(node._children[0], x, path + (0,))
-                note = "no exception"
-            except node.exceptions as caught:
-                stage = 1
-                note = f"caught {type(caught).__name__}: {caught}"
-                out = self.run(node._children[1], x, path + (1,))
-            else:
-                stage = 2
-                out = self.run(node._children[2], out, path + (2,))
-            stage = 3
-            return self.run(node._children[3], out, path + (3,)), note
-        except Exception as exc:
-            _annotate(exc, node, stage)
-            raise
 
 
 def _snapshot(value: Any) -> Any:
