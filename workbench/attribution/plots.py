@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from .explain import Explanation
 
-__all__ = ["plot_explanation", "plot_confusion_matrix", "attribution_kind", "draw_overlay", "CMAP"]
+__all__ = ["plot_explanation", "plot_confusion_matrix", "attribution_kind", "draw_overlay", "overlay_arrays", "CMAP"]
 
 #: Diverging colour map: blue negative, white zero, red positive.
 CMAP = "RdBu_r"
@@ -106,13 +106,11 @@ def plot_explanation(explanation: "Explanation", *, shape: Sequence[int] | None 
                       cmap, title)
 
 
-def draw_overlay(input_ax: Any, overlay_ax: Any | None, explanation: "Explanation", *,
-                 shape: Sequence[int] | None = None, alpha: float = 0.6, cmap: str = CMAP,
-                 colorbar: bool = True) -> None:
-    """Draw the input image on ``input_ax`` and the attribution heatmap over it on ``overlay_ax``.
-
-    With ``overlay_ax=None`` the heatmap goes over the image on ``input_ax``.
-    """
+def overlay_arrays(explanation: "Explanation", shape: Sequence[int] | None = None
+                   ) -> tuple[np.ndarray | None, np.ndarray]:
+    """What an image overlay shows: the input scaled to [0, 1] (``[H, W]`` or ``[H, W, 3]``, ``None`` when
+    it is not image-like) and the attributions as ``[H, W]`` (a coarser layer map is upsampled to the
+    input's size). ``shape`` reshapes a flat input and its scores, e.g. ``(8, 8)``."""
     item = explanation.input[0] if isinstance(explanation.input, tuple) else explanation.input
     scores = explanation.scores
     if shape is not None:
@@ -127,7 +125,17 @@ def draw_overlay(input_ax: Any, overlay_ax: Any | None, explanation: "Explanatio
         # A layer's coarser map (Grad-CAM) is upsampled to the input's size.
         scores = torch.nn.functional.interpolate(scores[None, None].float(), size=image.shape[:2],
                                                  mode="bilinear", align_corners=False)[0, 0]
-    heat = np.nan_to_num(_numpy(scores))
+    return image, np.nan_to_num(_numpy(scores))
+
+
+def draw_overlay(input_ax: Any, overlay_ax: Any | None, explanation: "Explanation", *,
+                 shape: Sequence[int] | None = None, alpha: float = 0.6, cmap: str = CMAP,
+                 colorbar: bool = True) -> None:
+    """Draw the input image on ``input_ax`` and the attribution heatmap over it on ``overlay_ax``.
+
+    With ``overlay_ax=None`` the heatmap goes over the image on ``input_ax``.
+    """
+    image, heat = overlay_arrays(explanation, shape)
     scale = _scale(heat)
     gray = "gray_r" if image is not None and image.ndim == 2 else None
     target_ax = overlay_ax if overlay_ax is not None else input_ax

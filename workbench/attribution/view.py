@@ -3,9 +3,15 @@
 Registered with :func:`workbench.inspector.register_view` when :mod:`workbench.attribution` is
 imported, so every ``workbench.inspect(...)`` widget has it. Controls: method, base method (for
 noise_tunnel), target class ("predicted" by default), layer (the input, or a submodule; layer
-methods pick the last conv layer or the first embedding when none is chosen), overlay opacity and
-an optional reshape (``8x8``) for flat inputs. The explanation is recomputed only when the example
-or a control that changes it moves; opacity and reshape only redraw.
+methods pick the last conv layer or the first embedding when none is chosen) and an optional reshape
+(``8x8``) for flat inputs. The explanation is recomputed only when the example or a control that
+changes it moves; a reshape only redraws.
+
+The result is drawn in the browser by the inspector's :class:`~workbench.inspector.canvas.ViewCanvas`,
+with the colours of :func:`plot_explanation` (blue against the target, red for it, symmetric around
+zero): an image overlay whose opacity slider redraws in the browser (no kernel round trip; its
+value is ``view.canvas.alpha``), coloured tokens with their values and a colour scale, or a
+name/value table with bars. ``view.figure`` is the same explanation drawn by matplotlib.
 
 >>> w = workbench.inspect(pl, images)                   # doctest: +SKIP
 >>> view = w.view("Attribution")                        # doctest: +SKIP
@@ -18,12 +24,15 @@ import html
 from typing import Any, Mapping, Sequence
 
 import ipywidgets as widgets
+import numpy as np
 import torch
 
+from ..inspector.canvas import MAX_VALUES, ViewCanvas, ViewData
 from ..inspector.extensions import View
+from ..inspector.payload import MAX_ROWS, MAX_TOKENS
 from .explain import Explanation, explain
 from .methods import get_method, method_names
-from .plots import attribution_kind, plot_explanation
+from .plots import CMAP, _scale, attribution_kind, overlay_arrays, plot_explanation
 
 __all__ = ["AttributionView", "VIEW_NAME"]
 
@@ -33,12 +42,11 @@ _NOISE_BASES = ("saliency", "input_x_gradient", "integrated_gradients")
 
 
 class AttributionView(View):
-    """Attribution for the inspector's current example; ``explanation`` and ``figure`` hold the last result."""
+    """Attribution for the inspector's current example; ``explanation`` holds the last result."""
 
     def __init__(self, state: Any):
         self.state = state
         self.explanation: Explanation | None = None
-        self.figure: Any = None
         self.error: BaseException | None = None
         self._key: tuple[Any, ...] | None = None
         self._classes = 0
@@ -52,18 +60,15 @@ class AttributionView(View):
         self.target = widgets.Dropdown(options=[("predicted", -1)], value=-1, description="target", layout=small)
         self.layer = widgets.Dropdown(options=[("input", "")] + [(n, n) for n in _layer_names(state.pipeline)],
                                       value="", description="layer", layout=small)
-        self.alpha = widgets.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="overlay",
-                                         readout_format=".2f", continuous_update=False, layout=small)
         self.shape = widgets.Text(value="", placeholder="e.g. 8x8", description="reshape", layout=small)
         self.status = widgets.HTML()
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
-        controls = widgets.HBox([widgets.VBox([self.method, self.base, self.target]),
-                                 widgets.VBox([self.layer, self.alpha, self.shape])])
-        self.widget = widgets.VBox([controls, self.status, self.image])
+        self.canvas = ViewCanvas(layout=widgets.Layout(width="100%"))
+        wrap = widgets.Layout(flex_flow="row wrap", width="100%")
+        controls = widgets.HBox([self.method, self.base, self.target, self.layer, self.shape], layout=wrap)
+        self.widget = widgets.VBox([controls, self.status, self.canvas], layout=widgets.Layout(width="100%"))
         for control in (self.method, self.base, self.target, self.layer):
             control.observe(self._on_control, "value")
-        for control in (self.alpha, self.shape):
-            control.observe(lambda _: self._draw(), "value")
+        self.shape.observe(lambda _: self._draw(), "value")
 
     def _on_control(self, _: Any) -> None:
         if not self._quiet:
@@ -96,8 +101,7 @@ class AttributionView(View):
             notes = "\n".join(getattr(exc, "__notes__", []))
             self.status.value = (f"<pre style='color:#b00;white-space:pre-wrap'>"
                                  f"{html.escape(f'{type(exc).__name__}: {exc}')}\n{html.escape(notes)}</pre>")
-            self.image.value = b""
-            self.figure = None
+            self.canvas.clear()
             return
         self._sync_targets(self.explanation.output.shape[0] if self.explanation.output.dim() == 1 else 0)
         self._show_layer(self.explanation.layer or "")
@@ -115,28 +119,72 @@ class AttributionView(View):
 
     # --- drawing ----------------------------------------------------------------------------------
 
+    @property
+    def figure(self) -> Any:
+        """The current explanation drawn by matplotlib (:func:`plot_explanation`), e.g. to save it; ``None``
+        when there is none."""
+        e = self.explanation
+        if e is None:
+            return None
+        title = f"{self.state.example_label(self.state.example)} · {self._describe(e)}"
+        return plot_explanation(e, shape=_parse_shape(self.shape.value), alpha=self.canvas.alpha, title=title)
+
     def _draw(self) -> None:
         e = self.explanation
         if e is None:
             return
-        from ..inspector.views import figure_png
-
         try:
-            shape = _parse_shape(self.shape.value)
-            label = self.state.example_label(self.state.example)
-            # Text plots list the classes under the title themselves; one title per example either way.
-            heading = f"{label} · {e.method}" + (f" @ {e.layer}" if e.layer else "") \
-                if attribution_kind(e, shape) == "text" else f"{label} · {self._describe(e)}"
-            self.figure = plot_explanation(e, shape=shape, alpha=self.alpha.value, title=heading)
+            block = self._block(e, _parse_shape(self.shape.value))
         except ValueError as exc:
             self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
             return
-        self.image.value = figure_png(self.figure)
-        self.image.width = str(int(round(self.figure.get_figwidth() * self.figure.dpi)))  # natural size, not stretched
+        data, block = block
+        rows = [("method", e.method + (f" @ {e.layer}" if e.layer else "")), ("target", self._name(e.target)),
+                ("predicted", self._name(e.prediction))]
+        if e.prediction is not None and e.output.dim() == 1:
+            rows.append(("probability", f"{float(e.output.float().softmax(0)[e.prediction]):.3f}"))
+        if e.delta is not None:
+            rows.append(("convergence delta", f"{e.delta:.3g}"))
+        rows.append(("total", f"{float(e.scores.sum()):+.4g}"))
+        label = self.state.example_label(self.state.example)
+        self.canvas.show(data, {"columns": [{"title": f"{label} · attribution", "summary": rows, "blocks": [block]}],
+                                "name": f"attribution-{e.method}-{self.state.example}"})
         delta = "" if e.delta is None else f" · convergence delta {e.delta:.3g}"
         self.status.value = (f"<span style='font-size:11px'>attributions {tuple(e.scores.shape)} for target "
                              f"{html.escape(self._name(e.target))}; predicted "
                              f"{html.escape(self._name(e.prediction))}{delta}</span>")
+
+    def _block(self, e: Explanation, shape: tuple[int, ...] | None) -> tuple[ViewData, dict[str, Any]]:
+        """What the browser draws: an overlay, coloured tokens, or a table with bars."""
+        data = ViewData()
+        kind = attribution_kind(e, shape)
+        if kind == "image":
+            image, heat = overlay_arrays(e, shape)
+            stride = max(1, int(np.ceil(np.sqrt(2 * heat.size / MAX_VALUES))))
+            heat = heat[::stride, ::stride]
+            ref = None
+            if image is not None:
+                image = image[::stride, ::stride]
+                ref = data.array(np.round(image * 255).astype(np.uint8) if image.ndim == 3 else image)
+            caption = "" if stride == 1 else f"downsampled 1:{stride} (at most {MAX_VALUES:,} values per view)"
+            return data, {"kind": "overlay", "image": ref, "heat": data.array(heat), "scale": _scale(heat),
+                          "alpha": self.canvas.alpha, "caption": caption}
+        scores = np.nan_to_num(e.scores.detach().float().cpu().numpy().reshape(-1))
+        scale = _scale(scores)
+        if kind == "text":
+            tokens = list(e.tokens or [])[:MAX_TOKENS]
+            caption = f"{len(e.tokens or [])} tokens" + ("" if len(tokens) == len(e.tokens or []) else
+                                                          f" (first {MAX_TOKENS} shown)")
+            return data, {"kind": "tokens", "caption": caption, "scale": scale, "cmap": CMAP,
+                          "tokens": [{"text": str(t), "pad": False, "score": float(s)} for t, s in zip(tokens, scores)]}
+        names = e.tokens or e.feature_names
+        labels = [str(n) for n in names] if names is not None and len(names) == len(scores) else \
+            [str(i) for i in range(len(scores))]
+        shown = min(len(scores), MAX_ROWS)
+        rows = [{"label": label, "value": float(v)} for label, v in zip(labels[:shown], scores[:shown])]
+        return data, {"kind": "table", "caption": f"attribution per feature ({len(scores)})" +
+                      ("" if shown == len(scores) else f", first {shown} shown"),
+                      "rows": rows, "domain": [-scale, scale], "scale": scale, "cmap": CMAP}
 
     def _describe(self, e: Explanation) -> str:
         layer = f" @ {e.layer}" if e.layer else ""

@@ -1,9 +1,10 @@
-"""The inspector widget: core ipywidgets controls wired to an :class:`InspectorState`.
+"""The inspector widget: ipywidgets pickers wired to an :class:`InspectorState`, and a view drawn in the browser.
 
 Every control writes to the state, and the widget redraws from the state after each change, so
 what it shows is exactly what the state computes (and a view or a line of Python that changes the
-state moves the widget too). Figures are sent as PNG images, which JupyterLab 4, Notebook 7 and
-VS Code all display without a matplotlib widget backend.
+state moves the widget too). The chosen step's output is drawn by :class:`ViewCanvas` (canvas, SVG
+and HTML in the browser, from JSON and binary arrays; see :mod:`workbench.inspector.payload`), so it
+is crisp at any size, follows the notebook's theme and shows values on hover.
 
 >>> from workbench import inspect
 >>> w = inspect(pl, inputs)          # doctest: +SKIP
@@ -19,7 +20,9 @@ from typing import Any, Mapping, Sequence
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
+from .canvas import ViewCanvas
 from .extensions import View, ViewFactory, registered_views
+from .payload import inspector_view
 from .state import InspectorState
 from .views import figure_png
 
@@ -30,67 +33,62 @@ _NBSP = "\u00a0"
 
 
 class Inspector(widgets.VBox):
-    """The widget; ``inspector.state`` is the :class:`InspectorState` it shows."""
+    """The widget; ``inspector.state`` is the :class:`InspectorState` it shows, ``inspector.canvas``
+    the :class:`ViewCanvas` that draws the chosen step's output."""
 
     def __init__(self, state: InspectorState, views: Mapping[str, ViewFactory] | None = None):
         self.state = state
         self._syncing = False
-        self._figure_stale = True
+        self._view_stale = True
         n = len(state.inputs)
-        wide = widgets.Layout(width="100%")
         self.step_picker = widgets.Select(options=[(self._step_text(s), s.key) for s in state.steps],
-                                          value=state.step.key, rows=min(14, len(state.steps)),
-                                          layout=widgets.Layout(width="380px"))
-        self.example_picker = widgets.BoundedIntText(value=state.example, min=0, max=n - 1,
-                                                     description="example", layout=widgets.Layout(width="190px"))
-        self.ranked_picker = widgets.Dropdown(options=[], description="ranked",
-                                              layout=widgets.Layout(width="340px", display="none"))
+                                          value=state.step.key, rows=min(12, len(state.steps)),
+                                          layout=widgets.Layout(width="auto", flex="1 1 320px", max_width="480px"))
+        self.step_picker.add_class("wb-steps")
+        narrow = {"description_width": "initial"}
+        self.example_picker = widgets.BoundedIntText(value=state.example, min=0, max=n - 1, description="example",
+                                                     style=narrow, layout=widgets.Layout(width="150px"))
+        self.ranked_picker = widgets.Dropdown(options=[], description="ranked", style=narrow,
+                                              layout=widgets.Layout(width="auto", max_width="100%", display="none"))
         self.compare_toggle = widgets.Checkbox(value=False, description="compare with", indent=False,
-                                               layout=widgets.Layout(width="110px"))
+                                               layout=widgets.Layout(width="auto"))
         self.compare_picker = widgets.BoundedIntText(value=min(1, n - 1), min=0, max=n - 1,
-                                                     layout=widgets.Layout(width="90px"))
-        self.part_picker = widgets.Dropdown(options=[], description="part",
-                                            layout=widgets.Layout(width="260px", display="none"))
-        self.export_path = widgets.Text(value="", placeholder="inspector-<step>-<example>.png",
-                                        layout=widgets.Layout(width="260px"))
-        self.export_button = widgets.Button(description="Export PNG", icon="download")
-        self.export_status = widgets.HTML()
-        self.title_html = widgets.HTML()
-        self.raw_html = widgets.HTML()
-        self.summary_html = widgets.HTML()
-        self.detail_html = widgets.HTML()
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
-        output = widgets.VBox([self.title_html, widgets.HBox([self.summary_html, self.detail_html]),
-                               self.image])
+                                                     layout=widgets.Layout(width="80px"))
+        self.part_picker = widgets.Dropdown(options=[], description="part", style=narrow,
+                                            layout=widgets.Layout(width="auto", max_width="100%", display="none"))
+        self.raw_html = widgets.HTML(layout=widgets.Layout(max_width="100%", overflow="auto"))
+        self.canvas = ViewCanvas(on_navigate=self._on_navigate, layout=widgets.Layout(width="100%"))
         self._views: dict[str, Any] = {}
         self._view_boxes: dict[str, widgets.Box] = {}
         self._stale: set[str] = set()
         factories = dict(registered_views() if views is None else views)
-        boxes = [output]
+        boxes: list[widgets.Widget] = [self.canvas]
         for name, factory in factories.items():
-            box = widgets.VBox()
+            box = widgets.VBox(layout=widgets.Layout(width="100%"))
             self._view_boxes[name] = box
             self._views[name] = _Pending(factory)
             boxes.append(box)
-        self.tabs = widgets.Tab(children=boxes, titles=["Output", *factories])
+        self.tabs = widgets.Tab(children=boxes, titles=["Output", *factories], layout=widgets.Layout(width="100%"))
         self.tabs.observe(self._on_tab, "selected_index")
-        legend = widgets.HTML("<span style='font-size:11px;color:#666'>pre/fwd/post: preprocess, "
-                              "forward (batched), postprocess</span>")
+        legend = widgets.HTML("<span class='wb-legend'>pre · fwd · post: preprocess, forward (batched), "
+                              "postprocess</span>", layout=widgets.Layout(margin="0 0 0 4px"))
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center", width="100%")
         pickers = widgets.VBox([
-            widgets.HBox([self.example_picker, self.ranked_picker]),
-            widgets.HBox([self.compare_toggle, self.compare_picker, self.part_picker]),
-            widgets.HBox([self.export_path, self.export_button]),
-            self.export_status,
-        ])
-        super().__init__([widgets.HBox([widgets.VBox([self.step_picker, legend]), pickers]), self.raw_html,
-                          self.tabs], layout=wide)
+            widgets.HBox([self.example_picker, self.ranked_picker], layout=wrap),
+            widgets.HBox([self.compare_toggle, self.compare_picker], layout=wrap),
+            widgets.HBox([self.part_picker], layout=wrap),
+        ], layout=widgets.Layout(flex="1 1 260px", min_width="0"))
+        steps = widgets.VBox([self.step_picker, legend], layout=widgets.Layout(flex="1 1 320px", min_width="0",
+                                                                              max_width="480px"))
+        super().__init__([widgets.HBox([steps, pickers], layout=widgets.Layout(flex_flow="row wrap", width="100%")),
+                          self.raw_html, self.tabs], layout=widgets.Layout(width="100%", max_width="100%"))
+        self.add_class("wb-inspector-widget")
         self.step_picker.observe(self._on_step, "value")
         self.example_picker.observe(self._on_example, "value")
         self.ranked_picker.observe(self._on_ranked, "value")
         self.compare_toggle.observe(self._on_compare, "value")
         self.compare_picker.observe(self._on_compare, "value")
         self.part_picker.observe(self._on_part, "value")
-        self.export_button.on_click(self._on_export)
         self._unsubscribe = state.subscribe(self._on_state)
         self._sync_examples()
         self.refresh()
@@ -102,14 +100,11 @@ class Inspector(widgets.VBox):
         self.state.set_examples(indices, labels)
 
     def export_png(self, path: str | None = None, dpi: int | None = None) -> str:
-        """Write the current view as a PNG file; returns its path (also shown under the button)."""
-        try:
-            written = self.state.export_png(path, dpi)
-        except Exception as exc:
-            self.export_status.value = f"<span style='color:#b00'>{html.escape(f'{type(exc).__name__}: {exc}')}</span>"
-            raise
-        self.export_status.value = f"<span style='font-size:11px'>wrote {html.escape(written)}</span>"
-        return written
+        """Write the current view as a PNG file drawn by matplotlib (for scripts); returns its path.
+
+        In the notebook, the view's own PNG and SVG buttons save what the browser shows.
+        """
+        return self.state.export_png(path, dpi)
 
     def add_view(self, name: str, factory: ViewFactory) -> None:
         """Add a view tab to this inspector only (see :func:`register_view` for the protocol)."""
@@ -138,15 +133,11 @@ class Inspector(widgets.VBox):
                     self.ranked_picker.value = state.example
             finally:
                 self._syncing = False
-            self._draw_title()
+            self._view_stale = True
+            if not self.tabs.selected_index:
+                self._draw_view()
             return
         self.refresh()
-
-    def _draw_title(self) -> None:
-        state = self.state
-        indices = [state.example] + ([state.compare] if state.compare is not None else [])
-        self.title_html.value = "<b>" + " <span style='color:#888'>vs</span> ".join(
-            html.escape(state.title(i)) for i in indices) + "</b>"
 
     def refresh(self) -> None:
         """Redraw everything from the state (called after each change)."""
@@ -168,62 +159,23 @@ class Inspector(widgets.VBox):
         finally:
             self._syncing = False
         indices = [state.example] + ([state.compare] if state.compare is not None else [])
-        self._draw_title()
         self.raw_html.value = self._raw_input_html(indices)
-        self.summary_html.value = self._summary_html(indices)
-        self.detail_html.value = self._detail_html(indices)
-        self._figure_stale = True
-        if not self.tabs.selected_index:  # the figure is the slow part: drawn only while "Output" is shown
-            self._draw_figure()
+        self._view_stale = True
+        if not self.tabs.selected_index:  # the output view is drawn only while "Output" is shown
+            self._draw_view()
         self._stale = set(self._views)
         self._update_visible_view()
 
-    def _draw_figure(self) -> None:
-        fig = self.state.figure()
-        self.image.value = figure_png(fig)
-        self.image.width = str(int(round(fig.get_figwidth() * fig.dpi)))  # natural size, not stretched
-        self._figure_stale = False
+    def _draw_view(self) -> None:
+        data, spec = inspector_view(self.state)
+        self.canvas.show(data, spec)
+        self._view_stale = False
 
     def _raw_input_html(self, indices: list[int]) -> str:
         cells = "".join(
-            f"<td style='vertical-align:top;padding:0 16px 0 0'><div style='font-size:11px;opacity:0.75'>input of "
-            f"example {i}</div>{self.state.raw_html(i)}</td>" for i in indices)
-        return f"<table class='workbench-raw' style='margin:4px 0'><tr>{cells}</tr></table>"
-
-    def _summary_html(self, indices: list[int]) -> str:
-        cells = []
-        for i in indices:
-            s = self.state.summary(i)
-            if s is None:
-                _, message = self.state.output(i)
-                body = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(message or '')}</pre>"
-            else:
-                body = s.to_html()
-            cells.append(f"<td style='vertical-align:top;padding-right:16px'><div style='font-size:11px;"
-                         f"color:#666'>{html.escape(self.state.example_label(i))}</div>{body}</td>")
-        return f"<table><tr>{''.join(cells)}</tr></table>"
-
-    def _detail_html(self, indices: list[int]) -> str:
-        cells = []
-        for i in indices:
-            parts = []
-            k = self.state.top_k(i)
-            if k is not None:
-                parts.append(k.to_html())
-            tokens = self.state.tokens(i)
-            if tokens is not None:
-                from .raw import tokens_html
-
-                parts.append(tokens_html(tokens))
-            layout = self.state.image_layout(i)
-            if layout is not None and layout.note:
-                parts.append(f"<div style='font-size:11px'>{html.escape(layout.note)}</div>")
-            text = self.state.text(i)
-            if text is not None:
-                parts.append(f"<pre style='white-space:pre-wrap;max-height:240px;overflow:auto'>"
-                             f"{html.escape(text[:5000])}</pre>")
-            cells.append(f"<td style='vertical-align:top;padding-right:16px'>{''.join(parts)}</td>")
-        return f"<table><tr>{''.join(cells)}</tr></table>"
+            f"<div style='min-width:0;max-width:100%'><div style='font-size:11px;opacity:0.75'>input of "
+            f"example {i}</div>{self.state.raw_html(i)}</div>" for i in indices)
+        return f"<div class='workbench-raw' style='display:flex;flex-wrap:wrap;gap:4px 16px;margin:4px 0'>{cells}</div>"
 
     def _sync_examples(self) -> None:
         state = self.state
@@ -269,11 +221,22 @@ class Inspector(widgets.VBox):
         if not self._syncing:
             self.state.set_compare(self.compare_picker.value if self.compare_toggle.value else None)
 
-    def _on_export(self, _: Any) -> None:
-        try:
-            self.export_png(self.export_path.value.strip() or None)
-        except Exception:  # the message is shown under the button; a click has no caller to raise to
-            pass
+    def _on_navigate(self, what: str, delta: int) -> None:
+        """Arrow keys in the view: the previous/next example (in the ranked list when there is one) or step."""
+        state = self.state
+        if what == "step":
+            keys = [s.key for s in state.steps]
+            i = keys.index(state.step.key) + delta
+            if 0 <= i < len(keys):
+                state.select_step(keys[i])
+            return
+        order = state.examples if state.examples is not None and state.example in state.examples else None
+        if order is not None:
+            i = order.index(state.example) + delta
+            if 0 <= i < len(order):
+                state.select_example(order[i])
+        elif 0 <= state.example + delta < len(state.inputs):
+            state.select_example(state.example + delta)
 
     def _on_part(self, change: dict[str, Any]) -> None:
         if not self._syncing and change["new"] is not None:
@@ -282,8 +245,8 @@ class Inspector(widgets.VBox):
     # --- extra views -------------------------------------------------------------------------------
 
     def _on_tab(self, change: dict[str, Any]) -> None:
-        if not change["new"] and self._figure_stale:
-            self._draw_figure()
+        if not change["new"] and self._view_stale:
+            self._draw_view()
         self._update_visible_view()
 
     def _update_visible_view(self) -> None:
