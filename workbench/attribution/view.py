@@ -51,21 +51,24 @@ class AttributionView(View):
         self._key: tuple[Any, ...] | None = None
         self._classes = 0
         self._quiet = False
-        small = widgets.Layout(width="260px")
+        def small(**more: Any) -> dict[str, Any]:  # sized to the content, never wider than the view
+            return {"layout": widgets.Layout(width="auto", max_width="100%", **more),
+                    "style": {"description_width": "initial"}}
+
         self._integer_input = _integer_input(state)
         methods = runnable_methods(state.pipeline, self._integer_input)
-        self.method = widgets.Dropdown(options=methods, value=methods[0], description="method", layout=small)
+        self.method = widgets.Dropdown(options=methods, value=methods[0], description="method", **small())
         self.base = widgets.Dropdown(options=_NOISE_BASES, value="saliency", description="base",
-                                     layout=widgets.Layout(width="260px", display="none"))
-        self.target = widgets.Dropdown(options=[("predicted", -1)], value=-1, description="target", layout=small)
+                                     **small(display="none"))
+        self.target = widgets.Dropdown(options=[("predicted", -1)], value=-1, description="target", **small())
         self.layer = widgets.Dropdown(options=[("input", "")] + [(n, n) for n in _layer_names(state.pipeline)],
-                                      value="", description="layer", layout=small)
-        self.shape = widgets.Text(value="", placeholder="e.g. 8x8", description="reshape", layout=small)
+                                      value="", description="layer", **small())
+        self.shape = widgets.Text(value="", placeholder="e.g. 8x8", description="reshape", **small())
         self.status = widgets.HTML()
-        self.canvas = ViewCanvas(layout=widgets.Layout(width="100%"))
-        wrap = widgets.Layout(flex_flow="row wrap", width="100%")
+        self.canvas = ViewCanvas()
+        wrap = widgets.Layout(flex_flow="row wrap")
         controls = widgets.HBox([self.method, self.base, self.target, self.layer, self.shape], layout=wrap)
-        self.widget = widgets.VBox([controls, self.status, self.canvas], layout=widgets.Layout(width="100%"))
+        self.widget = widgets.VBox([controls, self.status, self.canvas])
         for control in (self.method, self.base, self.target, self.layer):
             control.observe(self._on_control, "value")
         self.shape.observe(lambda _: self._draw(), "value")

@@ -43,7 +43,7 @@ class Inspector(widgets.VBox):
         n = len(state.inputs)
         self.step_picker = widgets.Select(options=[(self._step_text(s), s.key) for s in state.steps],
                                           value=state.step.key, rows=min(12, len(state.steps)),
-                                          layout=widgets.Layout(width="auto", flex="1 1 320px", max_width="480px"))
+                                          layout=widgets.Layout(width="auto"))
         self.step_picker.add_class("wb-steps")
         narrow = {"description_width": "initial"}
         self.example_picker = widgets.BoundedIntText(value=state.example, min=0, max=n - 1, description="example",
@@ -57,22 +57,22 @@ class Inspector(widgets.VBox):
         self.part_picker = widgets.Dropdown(options=[], description="part", style=narrow,
                                             layout=widgets.Layout(width="auto", max_width="100%", display="none"))
         self.raw_html = widgets.HTML(layout=widgets.Layout(max_width="100%", overflow="auto"))
-        self.canvas = ViewCanvas(on_navigate=self._on_navigate, layout=widgets.Layout(width="100%"))
+        self.canvas = ViewCanvas(on_navigate=self._on_navigate)
         self._views: dict[str, Any] = {}
         self._view_boxes: dict[str, widgets.Box] = {}
         self._stale: set[str] = set()
         factories = dict(registered_views() if views is None else views)
         boxes: list[widgets.Widget] = [self.canvas]
         for name, factory in factories.items():
-            box = widgets.VBox(layout=widgets.Layout(width="100%"))
+            box = widgets.VBox()
             self._view_boxes[name] = box
             self._views[name] = _Pending(factory)
             boxes.append(box)
-        self.tabs = widgets.Tab(children=boxes, titles=["Output", *factories], layout=widgets.Layout(width="100%"))
+        self.tabs = widgets.Tab(children=boxes, titles=["Output", *factories])
         self.tabs.observe(self._on_tab, "selected_index")
         legend = widgets.HTML("<span class='wb-legend'>pre · fwd · post: preprocess, forward (batched), "
                               "postprocess</span>", layout=widgets.Layout(margin="0 0 0 4px"))
-        wrap = widgets.Layout(flex_flow="row wrap", align_items="center", width="100%")
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
         pickers = widgets.VBox([
             widgets.HBox([self.example_picker, self.ranked_picker], layout=wrap),
             widgets.HBox([self.compare_toggle, self.compare_picker], layout=wrap),
@@ -80,8 +80,8 @@ class Inspector(widgets.VBox):
         ], layout=widgets.Layout(flex="1 1 260px", min_width="0"))
         steps = widgets.VBox([self.step_picker, legend], layout=widgets.Layout(flex="1 1 320px", min_width="0",
                                                                               max_width="480px"))
-        super().__init__([widgets.HBox([steps, pickers], layout=widgets.Layout(flex_flow="row wrap", width="100%")),
-                          self.raw_html, self.tabs], layout=widgets.Layout(width="100%", max_width="100%"))
+        super().__init__([widgets.HBox([steps, pickers], layout=widgets.Layout(flex_flow="row wrap")),
+                          self.raw_html, self.tabs])
         self.add_class("wb-inspector-widget")
         self.step_picker.observe(self._on_step, "value")
         self.example_picker.observe(self._on_example, "value")

@@ -446,6 +446,7 @@ function drawOverlay(b, arrays, model) {
   const sliderValue = h('span', { class: 'wb-alpha-value' });
   const redraw = alpha => {
     slider.value = String(alpha);
+    slider.setAttribute('value', String(alpha)); // so an exported copy shows it too
     sliderValue.textContent = Number(alpha).toFixed(2);
     putPixels(over, overlayPixels(image, rgb, heat, hh, hw, b.scale, alpha), hw, hh);
     over.dataset.alpha = String(alpha);
@@ -514,9 +515,11 @@ export function drawSpec(el, spec, arrays, model) {
   for (const column of spec.columns || []) {
     const section = h('section', { class: 'wb-column' }, h('h3', { class: 'wb-title', text: column.title || '' }));
     if (column.summary && column.summary.length) {
-      const summary = h('dl', { class: 'wb-summary workbench-summary' });
+      const summary = h('div', { class: 'wb-summary workbench-summary' });
       for (const [k, v] of column.summary) {
-        summary.append(h('div', { class: 'wb-field' }, h('dt', { text: k }), h('dd', { text: v })));
+        summary.append(
+          h('span', { class: 'wb-field' }, h('span', { class: 'wb-key', text: k }), h('span', { text: v }))
+        );
       }
       section.append(summary);
     }
@@ -577,13 +580,24 @@ export function viewSvg(columns) {
     })
     .join('\n');
   const background = getComputedStyle(document.body).getPropertyValue('--jp-layout-color0') || '#fff';
-  const html = new XMLSerializer().serializeToString(clone);
-  return (
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
-    `<foreignObject x="0" y="0" width="${width}" height="${height}">` +
-    `<div xmlns="http://www.w3.org/1999/xhtml" class="wb-inspector wb-export" style="${variables};background:${background};width:${width}px">` +
-    `<style>${css.replace(/</g, '\\3c ')}</style>${html}</div></foreignObject></svg>`
-  );
+  // Built as a DOM and serialized, so quotes in fonts or CSS are escaped as XML needs.
+  const svg = document.createElementNS(SVG, 'svg');
+  for (const [k, v] of [['width', width], ['height', height], ['viewBox', `0 0 ${width} ${height}`]]) {
+    svg.setAttribute(k, String(v));
+  }
+  const object = document.createElementNS(SVG, 'foreignObject');
+  for (const [k, v] of [['x', 0], ['y', 0], ['width', width], ['height', height]]) {
+    object.setAttribute(k, String(v));
+  }
+  const page = document.createElementNS('http://www.w3.org/1999/xhtml', 'div');
+  page.setAttribute('class', 'wb-inspector wb-export');
+  page.setAttribute('style', `${variables};background:${background};width:${width}px`);
+  const style = document.createElementNS('http://www.w3.org/1999/xhtml', 'style');
+  style.textContent = css;
+  page.append(style, clone);
+  object.append(page);
+  svg.append(object);
+  return new XMLSerializer().serializeToString(svg);
 }
 
 /** The SVG drawn onto a canvas at twice the pixel density, as a PNG blob. */
