@@ -4,6 +4,11 @@ module.exports = {
   roots: ['<rootDir>/test'],
   setupFiles: ['<rootDir>/test/setup.js'],
   transform: {
-    '^.+\\.tsx?$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }]
+    '^.+\\.tsx?$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }],
+    // The inspector's front end: a plain ES module inside the Python package (workbench/inspector/static).
+    '(inspector/static/.+|inspector-view\\.test)\\.js$': [
+      'ts-jest',
+      { tsconfig: { allowJs: true, module: 'commonjs', target: 'es2020', outDir: 'lib/jest', isolatedModules: true }, diagnostics: false, isolatedModules: true }
+    ]
   }
 };

@@ -54,7 +54,7 @@ export function formatValue(v) {
   if (v === 0 || (a >= 1e-3 && a < 1e5)) {
     return String(Number(v.toPrecision(4)));
   }
-  return v.toExponential(3);
+  return v.toExponential(3).replace(/e([+-])(\d)$/, 'e$10$2'); // 1.000e-05, as Python writes it
 }
 
 /** Rows and columns of a near-square grid of ``n`` panels. */
@@ -227,7 +227,10 @@ function block(kind, caption) {
 function putPixels(canvas, pixels, w, hgt) {
   canvas.width = w;
   canvas.height = hgt;
-  const ctx = canvas.getContext && canvas.getContext('2d');
+  if (typeof ImageData === 'undefined') {
+    return; // no 2-D canvas here (a DOM without graphics, as in the unit tests)
+  }
+  const ctx = canvas.getContext('2d');
   if (ctx) {
     ctx.putImageData(new ImageData(pixels, w, hgt), 0, 0);
   }
