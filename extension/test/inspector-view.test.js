@@ -8,6 +8,7 @@ import widget, {
   drawSpec,
   formatValue,
   gridShape,
+  halfToFloat,
   histogramBars,
   missingKeys,
   neededKeys,
@@ -84,6 +85,14 @@ describe('numbers and colours', () => {
     const full = overlayPixels(grey, false, heat, 1, 2, 1, 1);
     expect(Array.from(full.slice(0, 3))).toEqual([103, 0, 31]); // RdBu_r's red end
     expect(Array.from(full.slice(4, 7))).toEqual([5, 48, 97]); // its blue end
+  });
+
+  it('reads half floats', () => {
+    // 1, -2, 0.5, 65504 (the largest), the smallest subnormal, Inf, NaN
+    const bits = Uint16Array.from([0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x7c00, 0x7e00]);
+    const f = Array.from(halfToFloat(bits));
+    expect(f.slice(0, 6)).toEqual([1, -2, 0.5, 65504, 2 ** -24, Infinity]);
+    expect(Number.isNaN(f[6])).toBe(true);
   });
 
   it('gives strong token colours white text', () => {

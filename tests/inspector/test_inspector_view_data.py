@@ -63,6 +63,22 @@ def test_large_images_are_downsampled_to_the_cap_and_say_so():
     assert grid["caption"] == f"showing 4 of 4 channels · downsampled 1:3 (at most {MAX_VALUES:,} values per view)"
 
 
+def test_large_views_go_as_float16_unless_their_values_do_not_fit():
+    w = inspect(transform(lambda scale: torch.rand(16, 40, 40) * scale), [1.0, 1e6])
+    grid = blocks(w, "grid")[0]
+    assert {p["array"]["dtype"] for p in grid["panels"]} == {"float16"}
+    key = grid["panels"][0]["array"]["key"]
+    _, data = w.canvas._current[key]
+    assert len(data) == 40 * 40 * 2  # 16 maps of 40x40: above 16,384 values
+    sent = np.frombuffer(data, dtype=np.float16).astype(np.float32)
+    exact = w.state.value()[0].numpy().reshape(-1)
+    assert np.allclose(sent, exact, rtol=1e-3, atol=1e-4)
+    w.state.select_example(1)  # values up to 1e6 overflow float16: float32 instead
+    assert {p["array"]["dtype"] for p in blocks(w, "grid")[0]["panels"]} == {"float32"}
+    small = inspect(pipeline(), [0], step="maps")  # 16x8x8 values: exact
+    assert {p["array"]["dtype"] for p in blocks(small, "grid")[0]["panels"]} == {"float32"}
+
+
 def test_compared_examples_share_one_scale():
     w = inspect(pipeline(), list(range(6)), step="maps")
     w.state.set_compare(4)  # example 4 spreads five times wider than example 0

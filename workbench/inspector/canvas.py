@@ -30,7 +30,7 @@ import anywidget
 import numpy as np
 import traitlets
 
-__all__ = ["ViewCanvas", "ViewData", "MAX_VALUES"]
+__all__ = ["ViewCanvas", "ViewData", "MAX_VALUES", "HALF_ABOVE"]
 
 _STATIC = Path(__file__).with_name("static")
 
@@ -38,6 +38,11 @@ MAX_VALUES = 1 << 18
 """The most values one view sends (262,144: 1 MiB of float32, e.g. one 512x512 image or 16 maps of
 128x128); larger image data is shown downsampled by a whole stride, and the view says so."""
 
+HALF_ABOVE = 1 << 14
+"""Views with more image values than this (16,384) send them as float16 (half the bytes; about three
+significant digits on hover; statistics are computed in the kernel at full precision)."""
+
+_HALF_MAX = 65504.0  # the largest float16
 _REMEMBERED = 512  # keys of buffers the kernel believes the browser holds
 
 
@@ -47,11 +52,16 @@ class ViewData:
     def __init__(self) -> None:
         self.arrays: dict[str, tuple[dict[str, Any], bytes]] = {}
 
-    def array(self, values: Any) -> dict[str, Any]:
-        """Add ``values`` (``uint8`` stays bytes, anything else becomes ``float32``); returns its reference."""
+    def array(self, values: Any, half: bool = False) -> dict[str, Any]:
+        """Add ``values`` (``uint8`` stays bytes, anything else becomes ``float32``, or ``float16`` with
+        ``half=True`` when every finite value fits it); returns its reference."""
         a = np.asarray(values)
-        a = np.ascontiguousarray(a if a.dtype == np.uint8 else a.astype(np.float32))
-        dtype = "uint8" if a.dtype == np.uint8 else "float32"
+        if a.dtype != np.uint8:
+            finite = a[np.isfinite(a)]
+            fits = not finite.size or float(np.abs(finite).max()) < _HALF_MAX
+            a = a.astype(np.float16 if half and fits else np.float32)
+        a = np.ascontiguousarray(a)
+        dtype = {np.dtype(np.uint8): "uint8", np.dtype(np.float16): "float16"}.get(a.dtype, "float32")
         data = a.tobytes()
         digest = hashlib.blake2b(data, digest_size=12)
         digest.update(f"{dtype}{a.shape}".encode())

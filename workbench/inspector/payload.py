@@ -8,8 +8,9 @@ When two examples are compared, their views share one scale: each channel's colo
 histogram's bins and the bars' axis cover both.
 
 Bounded: at most ``max_panels`` panels and :data:`~workbench.inspector.canvas.MAX_VALUES` values per
-view (image data beyond it is downsampled by a whole stride, and the caption says so), 512 tokens,
-200 table rows, 5,000 characters of text.
+view (image data beyond it is downsampled by a whole stride, and the caption says so; above
+:data:`~workbench.inspector.canvas.HALF_ABOVE` values they go as float16), 512 tokens, 200 table
+rows, 5,000 characters of text.
 
 >>> from workbench import transform
 >>> from workbench.inspector import InspectorState
@@ -27,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .canvas import MAX_VALUES, ViewData
+from .canvas import HALF_ABOVE, MAX_VALUES, ViewData
 from .summary import as_tensor, image_layout, text_of, top_k
 
 __all__ = ["inspector_view", "MAX_TOKENS", "MAX_ROWS"]
@@ -154,7 +155,8 @@ def _grid(value: Any, max_panels: int, data: ViewData, scale: _SharedScale) -> d
         finite = small[np.isfinite(small)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
         lo, hi = scale.panel(i, small, lo, hi)
-        block["panels"].append({"title": title, "stride": stride, "lo": lo, "hi": hi, "array": data.array(small)})
+        block["panels"].append({"title": title, "stride": stride, "lo": lo, "hi": hi,
+                                "array": data.array(small, half=total // stride ** 2 > HALF_ABOVE)})
     return block
 
 

@@ -251,7 +251,7 @@ class InspectorState:
     def parts(self, index: int | None = None) -> list[str]:
         """Labels of the parts of a tuple/list/dict output (empty for other outputs)."""
         value, message = self.output(index)
-        if message is not None or summarize(value).kind != "container":
+        if message is not None or not _container(value):
             return []
         return [label for label, _ in leaves(value)]
 
@@ -260,7 +260,7 @@ class InspectorState:
         value, message = self.output(index)
         if message is not None:
             return None
-        if summarize(value).kind == "container":
+        if _container(value):
             parts = leaves(value)
             return parts[min(self.part, len(parts) - 1)][1]
         return value
@@ -377,6 +377,11 @@ class InspectorState:
         return (f"<InspectorState step={self.step.where} {self.step.label!r} example={self.example}"
                 f"{'' if self.compare is None else f' compare={self.compare}'} "
                 f"cached={len(self._cache)}/{self.cache_size} of {len(self.inputs)} inputs>")
+
+
+def _container(value: Any) -> bool:
+    """Whether ``value`` is shown part by part (only tuples, lists and dicts can be; no statistics needed)."""
+    return isinstance(value, (list, tuple, dict)) and summarize(value).kind == "container"
 
 
 def _padding_id(pipeline: Transform) -> int | None:

@@ -88,6 +88,25 @@ export function panelPixels(values, offset, h, w, lo, hi, cmap) {
   return out;
 }
 
+/** IEEE half floats (the bits, as a Uint16Array) as a Float32Array. */
+export function halfToFloat(bits) {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >> 10) & 0x1f;
+    const fraction = h & 0x3ff;
+    if (exponent === 0) {
+      out[i] = sign * 2 ** -14 * (fraction / 1024);
+    } else if (exponent === 31) {
+      out[i] = fraction ? NaN : sign * Infinity;
+    } else {
+      out[i] = sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+    }
+  }
+  return out;
+}
+
 /** RGBA bytes of an ``h`` x ``w`` x 3 uint8 image. */
 export function rgbPixels(bytes, h, w) {
   const out = new Uint8ClampedArray(h * w * 4);
@@ -650,9 +669,14 @@ export function storeArrays(content, buffers) {
     }
     const view = buffers[i];
     const bytes = view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength);
-    const data = ref.dtype === 'float32' ? new Float32Array(bytes) : new Uint8Array(bytes);
+    const data =
+      ref.dtype === 'float32'
+        ? new Float32Array(bytes)
+        : ref.dtype === 'float16'
+          ? halfToFloat(new Uint16Array(bytes))
+          : new Uint8Array(bytes);
     CACHE.set(ref.key, data);
-    cacheBytes += bytes.byteLength;
+    cacheBytes += data.byteLength;
   });
   for (const [key, data] of CACHE) {
     if (cacheBytes <= CACHE_LIMIT) {
