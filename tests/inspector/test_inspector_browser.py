@@ -168,6 +168,8 @@ def test_image_view_draws_pixels_with_their_values_and_follows_keys_and_pickers(
     assert area.locator(".wb-grid canvas.wb-pixels").count() == 4
     assert [c.split(" [")[0] for c in area.locator(".wb-panel figcaption").all_inner_texts()] == \
         ["ch 0", "ch 1", "ch 2", "ch 3"]
+    assert area.locator(".wb-grid .wb-colourbar-label").inner_text() == "viridis, each panel scaled to its own range"
+    area.screenshot(path=str(ARTIFACTS / "image-maps-light-1600.png"))
 
     # Arrow keys in the view move between examples (and steps); the number box follows.
     area.locator(".wb-title").click()
@@ -187,6 +189,20 @@ def test_image_view_draws_pixels_with_their_values_and_follows_keys_and_pickers(
     assert all(re.fullmatch(r"[-0-9.e]+", v) for v in values), values
     text = _readout_after_hover(page, bars.locator("g.wb-bar-row").first, bars.locator(".wb-readout"))
     assert text == f"{labels[0]}: {values[0]}"
+
+    # Compared with example 5: two columns, one title each, the bars on one axis (the overflow test
+    # below checks this state at both widths).
+    area.locator(".widget-checkbox input").check()
+    area.locator(".wb-title", has_text="example 1 ·").wait_for(timeout=TIMEOUT)
+    page.wait_for_function("a => a.querySelectorAll('.wb-title').length === 2", arg=area.element_handle(),
+                           timeout=TIMEOUT)
+    assert [t.split(" · ")[0] for t in area.locator(".wb-title").all_inner_texts()] == ["example 1", "example 1"]
+    number = area.locator("input[type=number]").nth(1)
+    number.fill("5")
+    number.press("Enter")
+    _wait_text(area, ".wb-title", "example 5 ·")
+    assert area.locator(".wb-bars").count() == 2
+    area.screenshot(path=str(ARTIFACTS / "image-compare-light-1600.png"))
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings))
 
 
@@ -236,7 +252,7 @@ def test_no_overflow_at_two_widths_and_both_themes(page):
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=TIMEOUT)
     page.wait_for_timeout(800)
-    title = _area(page, 0).locator(".wb-title")
+    title = _area(page, 0).locator(".wb-title").first
     colour = title.evaluate("e => getComputedStyle(e).color")
     channels = [int(c) for c in re.findall(r"\d+", colour)[:3]]
     assert sum(channels) / 3 > 150, f"the title is drawn {colour} on the dark theme"
