@@ -2,13 +2,14 @@
 
 - :func:`trace` runs one item like ``infer_apply`` and returns every step's output (and, with
   ``layers=True``, the outputs of submodules inside torch layers).
-- :func:`inspect` returns a widget (core ipywidgets and matplotlib) to pick a step and an example,
-  and see the output's summary, histogram, images or feature maps, top-k scores or text; compare two
-  examples; export the view as PNG. Its logic is :class:`InspectorState`.
+- :func:`inspect` returns a widget (ipywidgets pickers, the view drawn in the browser from arrays the
+  kernel sends) to pick a step and an example, and see the output's summary, histogram, images or
+  feature maps, top-k scores or text; compare two examples; export the view as PNG or SVG. Its logic
+  is :class:`InspectorState`.
 - :func:`register_view` adds a tab to every inspector (the extension point for attribution and other
   views); ``Inspector.set_examples`` feeds the example picker a ranked list.
 
-ipywidgets and matplotlib are imported on first use, so ``import workbench`` stays light.
+ipywidgets, anywidget and matplotlib are imported on first use, so ``import workbench`` stays light.
 
 >>> from workbench import trace, inspect          # doctest: +SKIP
 >>> trace(pl, x)["conv1"].output.shape            # doctest: +SKIP

@@ -31,7 +31,6 @@ Statistics (min, max, mean, std) are over the finite values; NaN and Inf are cou
 
 from __future__ import annotations
 
-import html
 import math
 import reprlib
 from dataclasses import dataclass, field
@@ -99,14 +98,6 @@ class Summary:
             rows.append(("parts", ", ".join(self.parts[:12]) + (" ..." if len(self.parts) > 12 else "")))
         rows.append(("view", self.kind))
         return rows
-
-    def to_html(self) -> str:
-        """A compact table, two fields per row."""
-        cell = "padding:1px 6px;line-height:1.3;text-align:left;border:none"
-        pairs = [f"<th style='{cell};color:#555'>{html.escape(k)}</th><td style='{cell}'>{html.escape(v)}</td>"
-                 for k, v in self.rows()]
-        body = "".join(f"<tr>{''.join(pairs[i:i + 2])}</tr>" for i in range(0, len(pairs), 2))
-        return f"<table class='workbench-summary' style='font-size:12px;border-collapse:collapse'>{body}</table>"
 
 
 def _fmt(value: float) -> str:
@@ -286,13 +277,6 @@ class TopK:
 
     def rows(self) -> list[tuple[int, str, float]]:
         return list(zip(self.indices, self.labels, self.values))
-
-    def to_html(self) -> str:
-        body = "".join(f"<tr><td>{i}</td><td>{html.escape(label)}</td><td>{_fmt(v)}</td></tr>"
-                       for i, label, v in self.rows())
-        return (f"<table class='workbench-topk' style='font-size:12px'><tr><th>index</th><th>label</th>"
-                f"<th>value</th></tr>{body}</table><div style='color:#666;font-size:11px'>top {len(self.indices)} "
-                f"of {self.length}</div>")
 
 
 def class_label(index: int, class_names: Sequence[str] | Mapping[int, str] | None) -> str:
