@@ -104,6 +104,12 @@ def test_nan_and_inf_never_reach_the_json():
     assert summary["NaN"] == "1" and summary["Inf"] == "1"
 
 
+def test_integer_vectors_show_their_values():
+    w = inspect(transform(lambda i: torch.arange(5) * i), [3])
+    assert [b["kind"] for b in w.canvas.spec["columns"][0]["blocks"]] == ["text", "histogram"]
+    assert blocks(w, "text")[0]["text"] == "[ 0  3  6  9 12]"
+
+
 def test_arrow_keys_in_the_view_move_examples_in_rank_order_and_steps():
     w = inspect(pipeline(), list(range(30)))
     w.canvas._handle_custom_msg({"type": "navigate", "what": "example", "delta": 1}, [])

@@ -124,6 +124,9 @@ def _column(state: Any, shown: _Shown, data: ViewData, scale: _SharedScale) -> d
         blocks.append({"kind": "scalar", "value": _number(float(as_tensor(shown.value).item()))})
     elif kind == "empty":
         blocks.append({"kind": "note", "text": "(no elements)"})
+    elif kind in ("vector", "numeric"):
+        values = np.array2string(shown.tensor.numpy(), threshold=200, precision=4, max_line_width=100)
+        blocks.append({"kind": "text", "text": values[:_MAX_TEXT]})
     elif not shown.summary.numeric:
         blocks.append({"kind": "text", "text": shown.summary.preview or repr(shown.value)[:_MAX_TEXT]})
     if shown.tensor is not None and (shown.summary.numel or 0) > 1 and shown.summary.min is not None \

@@ -306,15 +306,14 @@ function drawGrid(b, arrays) {
     panels.append(h('figure', { class: 'wb-panel' }, canvas, caption ? h('figcaption', { text: caption }) : null));
   }
   root.append(panels);
-  if (!b.rgb) {
-    const lo = Math.min(...b.panels.map(p => p.lo));
-    const hi = Math.max(...b.panels.map(p => p.hi));
-    const label = n > 1 && !b.shared ? `${b.cmap}, each panel scaled to its own range` : b.cmap;
-    root.append(n > 1 && !b.shared ? colourBar(b.cmap, 0, 1, label) : colourBar(b.cmap, lo, hi, label));
-    if (n > 1 && !b.shared) {
-      root.querySelector('.wb-colourbar-lo').textContent = 'panel min';
-      root.querySelector('.wb-colourbar-hi').textContent = 'panel max';
-    }
+  if (!b.rgb && n > 1) {
+    const same = b.shared ? ', the same in both examples' : '';
+    root.append(colourBar(b.cmap, 0, 1, `${b.cmap}, each panel scaled to its own range${same}`));
+    root.querySelector('.wb-colourbar-lo').textContent = 'panel min';
+    root.querySelector('.wb-colourbar-hi').textContent = 'panel max';
+  } else if (!b.rgb) {
+    const only = b.panels[0];
+    root.append(colourBar(b.cmap, only.lo, only.hi, b.shared ? `${b.cmap}, one range for both examples` : b.cmap));
   }
   return root;
 }
