@@ -138,7 +138,8 @@ def test_inspect_action_opens_the_inspector(page):
     select.wait_for(timeout=TIMEOUT)
     options = select.locator("option").all_text_contents()
     assert any("to_tensor" in o for o in options) and any("argmax" in o for o in options), options
-    assert cell.locator(".jp-OutputArea-output button", has_text="Export PNG").count() == 1
+    cell.locator(".jp-OutputArea-output .wb-export-png").wait_for(timeout=TIMEOUT)  # the view is drawn
+    assert cell.locator(".jp-OutputArea-output .wb-export-png").count() == 1
     assert not cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()
     cell.scroll_into_view_if_needed()
     shot(page, "04-inspector")

@@ -193,7 +193,6 @@ def test_image_view_draws_pixels_with_their_values_and_follows_keys_and_pickers(
     # Compared with example 5: two columns, one title each, the bars on one axis (the overflow test
     # below checks this state at both widths).
     area.locator(".widget-checkbox input").check()
-    area.locator(".wb-title", has_text="example 1 ·").wait_for(timeout=TIMEOUT)
     page.wait_for_function("a => a.querySelectorAll('.wb-title').length === 2", arg=area.element_handle(),
                            timeout=TIMEOUT)
     assert [t.split(" · ")[0] for t in area.locator(".wb-title").all_inner_texts()] == ["example 1", "example 1"]
