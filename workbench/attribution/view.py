@@ -129,19 +129,22 @@ class AttributionView(View):
         e = self.explanation
         if e is None:
             return None
-        title = f"{self.state.example_label(self.state.example)} · {self._describe(e)}"
-        return plot_explanation(e, shape=_parse_shape(self.shape.value), alpha=self.canvas.alpha, title=title)
+        shape = _parse_shape(self.shape.value)
+        label = self.state.example_label(self.state.example)
+        # Text plots list the classes under the title themselves; one title per example either way.
+        title = f"{label} · {e.method}" + (f" @ {e.layer}" if e.layer else "") \
+            if attribution_kind(e, shape) == "text" else f"{label} · {self._describe(e)}"
+        return plot_explanation(e, shape=shape, alpha=self.canvas.alpha, title=title)
 
     def _draw(self) -> None:
         e = self.explanation
         if e is None:
             return
         try:
-            block = self._block(e, _parse_shape(self.shape.value))
+            data, block = self._block(e, _parse_shape(self.shape.value))
         except ValueError as exc:
             self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
             return
-        data, block = block
         rows = [("method", e.method + (f" @ {e.layer}" if e.layer else "")), ("target", self._name(e.target)),
                 ("predicted", self._name(e.prediction))]
         if e.prediction is not None and e.output.dim() == 1:
