@@ -6,9 +6,6 @@ module.exports = {
   transform: {
     '^.+\\.tsx?$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }],
     // The inspector's front end: a plain ES module inside the Python package (workbench/inspector/static).
-    '(inspector/static/.+|inspector-view\\.test)\\.js$': [
-      'ts-jest',
-      { tsconfig: { allowJs: true, module: 'commonjs', target: 'es2020', outDir: 'lib/jest', isolatedModules: true }, diagnostics: false, isolatedModules: true }
-    ]
+    '(inspector/static/.+|inspector-view\\.test)\\.js$': '<rootDir>/test/esm-transform.js'
   }
 };
