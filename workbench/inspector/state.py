@@ -6,12 +6,20 @@ at, and at most ``cache_size`` traced examples are kept (default 8; each holds o
 outputs of every step), so inspecting a pipeline over 10,000 inputs holds at most 8 examples'
 intermediate outputs whichever examples are browsed.
 
->>> state = InspectorState(pl, inputs)            # doctest: +SKIP
->>> state.select_step("conv1"); state.select_example(17)
->>> state.summary().mean, state.image_layout().note
-(0.131, 'showing 16 of 32 channels')
->>> state.export_png("conv1-17.png")
-'conv1-17.png'
+>>> import os, shutil, tempfile, torch
+>>> from workbench import batch, transform, unbatch
+>>> conv = torch.nn.Conv2d(1, 32, 3)
+>>> _ = torch.nn.init.constant_(conv.weight, 0.1), torch.nn.init.zeros_(conv.bias)
+>>> pl = batch >> transform(conv) - "conv1" >> unbatch
+>>> state = InspectorState(pl, torch.ones(20, 1, 8, 8))
+>>> state.select_step("conv1").label, state.select_example(17)
+('conv1', None)
+>>> round(state.summary().mean, 3), state.image_layout().note
+(0.9, 'showing 16 of 32 channels')
+>>> png = state.export_png(os.path.join(tempfile.mkdtemp(), "conv1-17.png"))
+>>> os.path.basename(png), os.path.getsize(png) > 0
+('conv1-17.png', True)
+>>> shutil.rmtree(os.path.dirname(png))
 """
 
 from __future__ import annotations
