@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 # The JupyterLab extension: built into workbench/labextension and linked into the venv's share/jupyter.
 EXT := extension
 EXT_STAMP := $(VENV)/.labextension
-EXT_SOURCES := $(wildcard $(EXT)/src/*.ts $(EXT)/style/*) $(EXT)/package.json $(EXT)/tsconfig.json
+EXT_SOURCES := $(wildcard $(EXT)/src/*.ts $(EXT)/style/*) $(EXT)/package.json $(EXT)/tsconfig.json \
+	$(EXT)/webpack.config.js
 LABEXTENSIONS := $(VENV)/share/jupyter/labextensions
 
 .PHONY: install demo test test-extension lab bench clean browser
@@ -48,7 +49,7 @@ demo: install
 	$(BIN)/python notebooks/run.py notebooks/quickstart.ipynb
 
 test: install browser
-	cd $(EXT) && npx --no-install jest --silent
+	cd $(EXT) && npm run --silent lint:check && npx --no-install jest --silent
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
 
@@ -56,7 +57,7 @@ lab: install
 	$(BIN)/jupyter lab notebooks
 
 test-extension: install browser
-	cd $(EXT) && npx --no-install jest
+	cd $(EXT) && npm run --silent lint:check && npx --no-install jest
 	$(BIN)/python -m pytest tests/extension
 
 bench: install

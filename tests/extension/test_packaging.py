@@ -30,6 +30,21 @@ def test_dev_install_shows_the_extension_enabled():
     assert built["name"] == NAME and built["jupyterlab"]["_build"]["load"].startswith("static/remoteEntry.")
 
 
+def test_the_built_extension_maps_back_to_its_typescript():
+    static = ROOT / "workbench" / "labextension" / "static"
+    bundles = sorted(static.glob("*.*.js"))  # style.js, one import line, has no map
+    assert bundles, f"no built extension in {static}: build it (make install)"
+    sources: dict[str, str] = {}
+    for path in bundles:
+        assert path.read_text().rstrip().splitlines()[-1].startswith("//# sourceMappingURL="), path.name
+        source_map = json.loads(path.with_name(path.name + ".map").read_text())
+        sources.update(zip(source_map["sources"], source_map.get("sourcesContent") or []))
+    ours = {name.split("/./", 1)[1]: text for name, text in sources.items() if "/./src/" in name}
+    assert {"src/index.ts", "src/diagram.ts", "src/mime.ts"} <= set(ours), sorted(sources)
+    assert ours["src/diagram.ts"] == (ROOT / "extension" / "src" / "diagram.ts").read_text(), \
+        "the built extension is older than extension/src: rebuild it (make install)"
+
+
 def test_wheel_installs_the_prebuilt_extension(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
                    check=True)
