@@ -1,5 +1,6 @@
 """infer_apply / eval_apply / train_apply: stages, modes, grad, loaders, workers, devices, progress."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -8,7 +9,8 @@ import threading
 import pytest
 import torch
 
-from workbench import IfTrain, batch, current_mode, identity, same, transform, unbatch
+from workbench import IfEval, IfInfer, IfTrain, batch, current_mode, identity, same, transform, unbatch
+from workbench.mode import apply_mode
 
 nn = transform(torch.nn)
 
@@ -159,6 +161,32 @@ def test_mode_is_per_thread():
         t.join(10)
     assert results == {"train": ["T", "T"], "eval": ["E", "E"]}
     assert seen == {"train": ["train", "train"], "eval": ["eval", "eval"]}
+
+
+def _branches_per_item():
+    """Preprocessing that records, per item, the process, the mode it saw and which If* branches ran."""
+    def ran(name):
+        return transform(lambda d: {**d, "ran": d["ran"] + [name]})
+
+    seen = transform(lambda x: {"item": x, "pid": os.getpid(), "mode": current_mode(), "ran": []})
+    return seen >> IfTrain(ran("train")) >> IfEval(ran("eval")) >> IfInfer(ran("infer")) >> batch.collate(list)
+
+
+@pytest.mark.parametrize("caller_mode", ["infer", "eval", "train"])
+@pytest.mark.parametrize("apply", ["eval_apply", "train_apply"])
+def test_workers_preprocess_in_the_mode_of_the_apply_call(apply, caller_mode):
+    """DataLoader workers start outside any apply call, or forked from a caller in another mode
+    (an evaluation inside a training step): the mode-dependent steps they run follow the apply call."""
+    mode = apply.removesuffix("_apply")
+    pl = _branches_per_item()
+    with apply_mode(caller_mode):
+        batches = list(getattr(pl, apply)(range(8), batch_size=2, num_workers=2, multiprocessing_context="fork"))
+    items = [d for b in batches for d in b]
+    assert sorted(d["item"] for d in items) == list(range(8))
+    assert os.getpid() not in {d["pid"] for d in items}  # all preprocessed in worker processes
+    assert {(d["mode"], tuple(d["ran"])) for d in items} == {(mode, (mode,))}
+    (one,) = pl.infer_apply(3)  # and the same steps in this process, for one item
+    assert (one["mode"], one["ran"], one["pid"]) == ("infer", ["infer"], os.getpid())
 
 
 def test_to_moves_every_layer_and_batches_follow():
