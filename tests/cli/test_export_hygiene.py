@@ -13,7 +13,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from workbench.export import execution_order_warning
 
-from ._cli import run_cli
+from ._cli import call_cli, run_cli
 
 CELLS = [
     ("from workbench import transform\nWORDS = {'striker': 'sport'}", 1, None),
@@ -64,7 +64,7 @@ def test_export_warns_compares_outputs_and_owns_its_output_path(tmp_path):
 
     # An existing bundle is replaced only with the export's own --overwrite.
     stamp = (out / "manifest.json").read_bytes()
-    again = run_cli("export", notebook, "--pipeline", "topic", "--out", out)
+    again = call_cli("export", notebook, "--pipeline", "topic", "--out", out)
     assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
     assert (out / "manifest.json").read_bytes() == stamp
     quiet = run_cli("export", notebook, "--pipeline", "topic", "--out", out, "--overwrite", "--quiet")

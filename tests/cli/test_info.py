@@ -12,7 +12,7 @@ import pytest
 
 from workbench.bundle import save
 
-from ._cli import run_cli
+from ._cli import call_cli, run_cli
 
 MODULE = '''
 from workbench import transform
@@ -72,13 +72,13 @@ def test_info_on_a_tampered_bundle_reports_the_file_exits_3_and_runs_nothing(bun
     assert result.returncode == 3
     assert "file source.py" in result.stderr
     assert not marker.exists()
-    missing = run_cli("info", tmp_path / "nowhere.wb")
+    missing = call_cli("info", tmp_path / "nowhere.wb")
     assert missing.returncode == 3 and "no bundle at" in missing.stderr
 
 
 def test_every_command_documents_the_same_exit_codes():
-    texts = [run_cli(*args).stdout for args in (("--help",), ("info", "--help"), ("export", "--help"),
-                                                 ("predict", "--help"))]
+    texts = [call_cli(*args).stdout for args in (("--help",), ("info", "--help"), ("export", "--help"),
+                                                  ("predict", "--help"))]
     codes = [text[text.index("exit codes:"):].split("\n\n")[0].strip() for text in texts]
     assert all(code == codes[0] for code in codes)
     assert "3  invalid bundle" in codes[0] and "2  usage error" in codes[0]
@@ -87,3 +87,11 @@ def test_every_command_documents_the_same_exit_codes():
         assert phrase in export_help, phrase
     for phrase in ("--file F", "--batch-size N", "JSON line", '"NaN"', "--non-finite"):
         assert phrase in predict_help, phrase
+
+
+def test_the_console_script_is_main():
+    script, here = run_cli("--help"), call_cli("--help")
+    assert script.returncode == here.returncode == 0, script.stderr
+    assert " ".join(script.stdout.split()) == " ".join(here.stdout.split())  # however wide the terminal
+    wrong = run_cli("no-such-command")
+    assert wrong.returncode == 2 and "invalid choice: 'no-such-command'" in wrong.stderr

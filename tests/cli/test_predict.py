@@ -16,7 +16,7 @@ import torch
 from workbench.bundle import save
 from workbench.predict import to_jsonable
 
-from ._cli import run_cli
+from ._cli import call_cli, run_cli
 
 PIPELINES = '''
 import torch
@@ -130,11 +130,11 @@ def test_invalid_json_is_a_usage_error_naming_the_input_and_the_others_still_run
 
 def test_missing_input_files_and_argument_mistakes_are_usage_errors(bundles, tmp_path):
     _, paths, _ = bundles
-    missing_input = run_cli("predict", paths["detailed"], "--file", tmp_path / "nope.jsonl")
+    missing_input = call_cli("predict", paths["detailed"], "--file", tmp_path / "nope.jsonl")
     assert missing_input.returncode == 2 and "nope.jsonl' does not exist" in missing_input.stderr
-    no_inputs = run_cli("predict", paths["detailed"])
+    no_inputs = call_cli("predict", paths["detailed"])
     assert no_inputs.returncode == 2 and "no inputs" in no_inputs.stderr
-    bad_size = run_cli("predict", paths["detailed"], "[1, 2]", "--batch-size", "0")
+    bad_size = call_cli("predict", paths["detailed"], "[1, 2]", "--batch-size", "0")
     assert bad_size.returncode == 2 and "--batch-size" in bad_size.stderr
 
 
@@ -168,7 +168,7 @@ def test_lines_reads_raw_text_one_input_per_line(tmp_path):
     assert [x["words"] for x in _lines(lines.stdout)] == [3, 4, 1]
     piped = run_cli("predict", bundle, "--lines", "--file", "-", input="a b\n")
     assert _lines(piped.stdout) == [{"words": 2, "sport": False}]
-    mixed = run_cli("predict", bundle, "--lines", "--as", "tensor", "x")
+    mixed = call_cli("predict", bundle, "--lines", "--as", "tensor", "x")
     assert mixed.returncode == 2 and "--lines" in mixed.stderr
 
 
@@ -183,7 +183,7 @@ def test_a_bundle_that_fails_verification_exits_3_naming_the_file(bundles, tmp_p
     assert "source.py" in result.stderr and "modified" in result.stderr and result.stdout == ""
     not_a_bundle = tmp_path / "plain"
     not_a_bundle.mkdir()
-    result = run_cli("predict", not_a_bundle, "[1, 2]")
+    result = call_cli("predict", not_a_bundle, "[1, 2]")
     assert result.returncode == 3 and "manifest.json" in result.stderr
-    result = run_cli("predict", tmp_path / "nowhere.wb", "[1, 2]")
+    result = call_cli("predict", tmp_path / "nowhere.wb", "[1, 2]")
     assert result.returncode == 3 and "no bundle at" in result.stderr and "nowhere.wb" in result.stderr
