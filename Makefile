@@ -10,7 +10,7 @@ EXT_SOURCES := $(wildcard $(EXT)/src/*.ts $(EXT)/style/*) $(EXT)/package.json $(
 	$(EXT)/webpack.config.js
 LABEXTENSIONS := $(VENV)/share/jupyter/labextensions
 
-.PHONY: install demo test test-extension lab bench clean browser
+.PHONY: install demo test test-fast test-extension lab bench clean browser
 
 install: $(STAMP) $(EXT_STAMP)
 
@@ -50,8 +50,15 @@ demo: install
 
 test: install browser
 	cd $(EXT) && npm run --silent lint:check && npx --no-install jest --silent
+	$(BIN)/python -m pytest --doctest-modules workbench
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
+
+# The quick loop: the doctests and every test that starts no kernel, no browser and nothing slow
+# (Ray, servers, training, many subprocesses); markers in pyproject.toml.
+test-fast: install
+	$(BIN)/python -m pytest --doctest-modules workbench
+	$(BIN)/python -m pytest -m "not kernel and not browser and not slow" tests
 
 lab: install
 	$(BIN)/jupyter lab notebooks

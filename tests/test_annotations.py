@@ -84,6 +84,7 @@ def test_class_index_by_name_or_index():
         class_index(2, None, classes=2)
 
 
+@pytest.mark.slow
 def test_bundle_keeps_annotations_with_a_callable_vocab_as_source(tmp_path):
     pl, model = _pipeline()
     annotate(model, feature_names=["a", "b", "c"])

@@ -241,6 +241,7 @@ WORKER_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_workers_under_fork_and_spawn(tmp_path, method):
     script = tmp_path / "run_workers.py"

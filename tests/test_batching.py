@@ -96,6 +96,7 @@ def test_user_collate_failure_names_the_marker():
         in info.value.__notes__[-1]
 
 
+@pytest.mark.slow
 def test_bundle_rebuilds_pad_and_user_collate_in_a_fresh_interpreter(tmp_path):
     bag = transform(torch.nn.EmbeddingBag(10, 3))
     ids = transform(lambda pair: (torch.tensor(pair[0]), pair[1]))

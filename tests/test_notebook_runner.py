@@ -5,7 +5,10 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 RUNNER = Path(__file__).resolve().parents[1] / "notebooks" / "run.py"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from workbench import batch, explain, hard_examples, inspect, transform
@@ -24,6 +25,7 @@ def test_every_inspector_gets_the_attribution_tab():
     assert "Attribution" in w.tabs.titles
 
 
+@pytest.mark.slow
 def test_the_view_explains_the_current_example_and_follows_the_controls():
     pl = cnn_pipeline()
     images = torch.rand(6, 64)

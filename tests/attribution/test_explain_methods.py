@@ -300,6 +300,7 @@ def test_a_tuple_forward_input_gets_one_attribution_per_part():
     assert e.plot().axes  # draws the first part
 
 
+@pytest.mark.slow
 def test_importing_workbench_leaves_captum_pandas_and_widgets_for_first_use():
     import subprocess
     import sys

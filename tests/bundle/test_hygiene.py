@@ -23,6 +23,8 @@ from workbench.bundle import CaptureError
 from workbench.bundle import LargeDataWarning
 from workbench.bundle import capture_report
 
+pytestmark = pytest.mark.slow
+
 WINE = load_wine()
 
 

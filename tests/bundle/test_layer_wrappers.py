@@ -31,6 +31,7 @@ def roundtrip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_wrapped_layer_round_trips_exactly(roundtrip, name):
     assert compare(roundtrip, name) == []
@@ -88,6 +89,7 @@ print(torch.equal(layer.weight, old["weight_v"] * (old["weight_g"] / old["weight
 """
 
 
+@pytest.mark.slow
 def test_load_state_dict_pre_hook_works_after_loading(tmp_path):
     torch.manual_seed(0)
     layer = transform(torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(3, 2)))
@@ -114,6 +116,7 @@ torch.save(out, sys.argv[3])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["scripted", "traced"])
 def test_torchscript_applies_in_every_mode_and_after_loading(tmp_path, kind):
     from workbench import batch, unbatch

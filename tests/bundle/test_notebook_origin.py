@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 import workbench
 from workbench.export import export_notebook
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 
 def test_cells_are_the_source_and_the_manifest_names_them(tmp_path):

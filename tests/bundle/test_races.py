@@ -24,6 +24,8 @@ import torch
 import workbench
 from workbench.bundle import BundleWarning, placing
 
+pytestmark = pytest.mark.slow
+
 COMMON = r'''
 import json, os, random, signal, sys, time, warnings
 import torch, workbench

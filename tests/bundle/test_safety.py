@@ -174,6 +174,7 @@ def test_load_names_damaged_files(tmp_path, damage, message):
         workbench.load(out)
 
 
+@pytest.mark.slow
 def test_check_passes_and_keeps_the_bundle(tmp_path):
     out = workbench.save(_pipeline(), tmp_path / "b", check=[[1.0, 2.0, 3.0], [0.0, 0.0, -1.0]])
     assert (out / "manifest.json").is_file()
@@ -183,12 +184,14 @@ def jitter(x):
     return x + torch.rand(1)  # a different value on every call: cannot be reproduced
 
 
+@pytest.mark.slow
 def test_check_failure_names_input_and_removes_bundle(tmp_path):
     with pytest.raises(CheckError, match=r"input 0 \(tensor\(\[1\.\]\)\): output: tensors differ"):
         workbench.save(transform(jitter), tmp_path / "b", check=[torch.tensor([1.0])])
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_check_failure_keeps_the_existing_bundle(tmp_path):
     target = workbench.save(transform(len), tmp_path / "b")
     with pytest.raises(CheckError):
@@ -201,6 +204,7 @@ def _workbench_cli() -> str:
     return str(Path(sys.executable).with_name("workbench"))
 
 
+@pytest.mark.slow
 def test_info_shows_everything_and_executes_nothing(tmp_path):
     out = workbench.save(_pipeline(), tmp_path / "b")
     marker = tmp_path / "EXECUTED"
@@ -218,6 +222,7 @@ def test_info_shows_everything_and_executes_nothing(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_info_exit_codes(tmp_path):
     out = workbench.save(_pipeline(), tmp_path / "b")
     (out / "source.py").write_text("# edited\n")

@@ -45,6 +45,7 @@ def test_every_torch_nn_layer_class_is_in_the_table():
     assert len(CLASSES) > 150
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLASSES)
 def test_layer_round_trips_exactly(roundtrip, name):
     if name in UNAVAILABLE:

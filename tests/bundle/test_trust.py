@@ -349,6 +349,8 @@ def test_save_to_a_path_under_a_file_names_it(tmp_path):
         workbench.save(transform(len), tmp_path / "file" / "b.wb")
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_pipeline_magic_with_a_bad_save_path_fails_before_binding(tmp_path):
     from tests.tracking._harness import Kernel
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from workbench.bundle import save
@@ -21,6 +22,8 @@ def _notebook(path: Path, *sources: str) -> Path:
     return path
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_a_failing_cell_stops_the_export_names_the_cell_and_writes_nothing(tmp_path):
     notebook = _notebook(
         tmp_path / "broken.ipynb",
@@ -47,6 +50,8 @@ def test_a_failing_cell_stops_the_export_names_the_cell_and_writes_nothing(tmp_p
     assert notebook.read_bytes() == before  # the user's notebook is never modified
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_a_missing_name_lists_registered_pipelines_and_pipeline_variables(tmp_path):
     notebook = _notebook(
         tmp_path / "names.ipynb",
@@ -92,6 +97,8 @@ def _stream_text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_quickstart_exported_then_predicted_in_another_process_matches_the_notebook(tmp_path):
     """The quickstart notebook, exported by the CLI; predict must reproduce the notebook's own outputs.
 
@@ -134,6 +141,8 @@ def test_quickstart_exported_then_predicted_in_another_process_matches_the_noteb
     assert [json.loads(line) for line in single.stdout.splitlines()] == probe["predictions"][:4]
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_a_registered_pipeline_is_checked_on_its_pipeline_check_input_and_traced_to_its_cell(tmp_path):
     notebook = _notebook(
         tmp_path / "adder.ipynb",
@@ -159,6 +168,8 @@ def test_a_registered_pipeline_is_checked_on_its_pipeline_check_input_and_traced
     assert predicted.stdout.splitlines() == ["22", "2.5"]
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_a_check_that_finds_different_outputs_fails_and_leaves_the_old_bundle(tmp_path):
     notebook = _notebook(
         tmp_path / "noisy.ipynb",
@@ -181,6 +192,8 @@ def test_a_check_that_finds_different_outputs_fails_and_leaves_the_old_bundle(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy.ipynb", "noisy.wb", "previous_pipeline.py"]
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_timeout_stops_a_slow_cell(tmp_path):
     # The slow cell comes first: a 3 s budget must not depend on how long importing torch takes here.
     notebook = _notebook(tmp_path / "slow.ipynb", "import time", "time.sleep(60)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from workbench.export import execution_order_warning
@@ -46,6 +47,8 @@ def test_execution_order_warning_names_the_cells():
     assert execution_order_warning(nb) is None
 
 
+@pytest.mark.kernel
+@pytest.mark.slow
 def test_export_warns_compares_outputs_and_owns_its_output_path(tmp_path):
     notebook = _notebook(tmp_path / "news.ipynb")
     out = tmp_path / "topic.wb"

@@ -49,6 +49,7 @@ def _booby_trap(bundle, target, marker, *, rehash: bool) -> None:
         (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
+@pytest.mark.slow
 def test_info_shows_source_of_a_verified_bundle_without_running_it(bundle, tmp_path):
     marker = tmp_path / "marker"
     trapped = tmp_path / "trapped.wb"
@@ -64,6 +65,7 @@ def test_info_shows_source_of_a_verified_bundle_without_running_it(bundle, tmp_p
     assert ran.stdout.splitlines() == ["20"] and marker.read_text() == "executed"
 
 
+@pytest.mark.slow
 def test_info_on_a_tampered_bundle_reports_the_file_exits_3_and_runs_nothing(bundle, tmp_path):
     marker = tmp_path / "marker"
     tampered = tmp_path / "tampered.wb"
@@ -89,6 +91,7 @@ def test_every_command_documents_the_same_exit_codes():
         assert phrase in predict_help, phrase
 
 
+@pytest.mark.slow
 def test_the_console_script_is_main():
     script, here = run_cli("--help"), call_cli("--help")
     assert script.returncode == here.returncode == 0, script.stderr

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 import workbench
 from workbench import annotate, batch, transform, unbatch
 
 from ._cli import run_cli
+
+pytestmark = pytest.mark.slow
 
 
 def _pipeline():

@@ -67,6 +67,7 @@ def _lines(stdout: str) -> list:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_inputs_as_arguments_give_one_json_line_each_matching_the_live_pipeline(bundles):
     root, paths, module = bundles
     inputs = [[1.0, 2.0], [0.0, 3.5], [-1.0, 4.0]]
@@ -81,6 +82,7 @@ def test_inputs_as_arguments_give_one_json_line_each_matching_the_live_pipeline(
     assert "computing" in result.stderr and "computing" not in result.stdout
 
 
+@pytest.mark.slow
 def test_non_finite_null_and_error(bundles):
     _, paths, _ = bundles
     nulls = run_cli("predict", paths["detailed"], "--non-finite", "null", "[0, 1]")
@@ -92,6 +94,7 @@ def test_non_finite_null_and_error(bundles):
     assert [line["doubled"] for line in _lines(refused.stdout)] == [[2.0, 2.0]]  # input 1 is kept
 
 
+@pytest.mark.slow
 def test_json_lines_file_and_stdin_and_batch_size_agree(bundles, tmp_path):
     _, paths, module = bundles
     inputs = [[float(i), float(i) / 2] for i in range(11)]
@@ -107,6 +110,7 @@ def test_json_lines_file_and_stdin_and_batch_size_agree(bundles, tmp_path):
     assert _lines(batched.stdout) == expected
 
 
+@pytest.mark.slow
 def test_as_tensor_with_dtype(bundles):
     _, paths, _ = bundles
     result = run_cli("predict", paths["summed"], "--as", "tensor", "--dtype", "float64", "[0.1, 0.2]")
@@ -114,6 +118,7 @@ def test_as_tensor_with_dtype(bundles):
     assert _lines(result.stdout) == [[(torch.tensor([0.1, 0.2], dtype=torch.float64) * 2).sum().item()]]
 
 
+@pytest.mark.slow
 def test_invalid_json_is_a_usage_error_naming_the_input_and_the_others_still_run(bundles, tmp_path):
     _, paths, _ = bundles
     result = run_cli("predict", paths["detailed"], "[1, 2]", "[1, 2", "[2, 2]")
@@ -138,6 +143,7 @@ def test_missing_input_files_and_argument_mistakes_are_usage_errors(bundles, tmp
     assert bad_size.returncode == 2 and "--batch-size" in bad_size.stderr
 
 
+@pytest.mark.slow
 def test_a_failing_input_is_named_and_the_good_outputs_are_kept(bundles):
     _, paths, _ = bundles
     result = run_cli("predict", paths["detailed"], "[1, 2]", "[1, 2, 3]", "[3, 1]", "not json")
@@ -151,6 +157,7 @@ def test_a_failing_input_is_named_and_the_good_outputs_are_kept(bundles):
     assert [line["doubled"] for line in _lines(batched.stdout)] == [[6.0, 2.0]]
 
 
+@pytest.mark.slow
 def test_lines_reads_raw_text_one_input_per_line(tmp_path):
     from workbench import transform
 
@@ -172,6 +179,7 @@ def test_lines_reads_raw_text_one_input_per_line(tmp_path):
     assert mixed.returncode == 2 and "--lines" in mixed.stderr
 
 
+@pytest.mark.slow
 def test_a_bundle_that_fails_verification_exits_3_naming_the_file(bundles, tmp_path):
     _, paths, _ = bundles
     edited = tmp_path / "edited.wb"

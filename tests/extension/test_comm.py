@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
 TARGET = "workbench.pipelines"
 
 IMPORTS = """

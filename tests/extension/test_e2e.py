@@ -15,7 +15,7 @@ from pathlib import Path
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "extension"
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.browser, pytest.mark.slow]
 
 IMPORTS = """\
 import torch

@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "workbench-jupyterlab"
 BIN = Path(sys.executable).parent
@@ -21,6 +23,7 @@ def labextension_list(env: dict[str, str] | None = None) -> str:
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_dev_install_shows_the_extension_enabled():
     listing = labextension_list()
     line = next((l for l in listing.splitlines() if NAME in l), None)
@@ -45,6 +48,7 @@ def test_the_built_extension_maps_back_to_its_typescript():
         "the built extension is older than extension/src: rebuild it (make install)"
 
 
+@pytest.mark.slow
 def test_wheel_installs_the_prebuilt_extension(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
                    check=True)

@@ -14,6 +14,8 @@ import pytest
 from ._harness import load_all, save_all
 from ._scenarios import SCENARIOS
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str | None]]:

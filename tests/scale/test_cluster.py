@@ -14,6 +14,8 @@ from workbench.bundle import save  # noqa: E402
 from ._pipelines import items, load_module  # noqa: E402
 from .conftest import quiet_ray_data, start_two_nodes  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 LOCATED = '''
 import ray
 from workbench import transform

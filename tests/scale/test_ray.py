@@ -19,6 +19,8 @@ from workbench.bundle import IntegrityError, save  # noqa: E402
 
 from ._pipelines import items, load_module  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pls(tmp_path_factory):

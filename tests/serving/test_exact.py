@@ -15,6 +15,8 @@ from workbench.predict import to_json
 from .conftest import Served
 from .test_http import _batch_count, _post_all
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def server(bundles):

@@ -14,6 +14,8 @@ from workbench.predict import to_json
 
 from .conftest import Served
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def server(bundles):

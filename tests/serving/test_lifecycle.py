@@ -14,6 +14,8 @@ import pytest
 
 from .conftest import WORKBENCH, Served, free_port
 
+pytestmark = pytest.mark.slow
+
 
 def test_a_bundle_failing_its_hash_check_exits_3_naming_the_file(bundles, tmp_path):
     bad = tmp_path / "bad.wb"

@@ -12,6 +12,8 @@ from nbclient import NotebookClient
 from ._harness import REPO, load_and_compare
 from .scenarios import SCENARIOS, SETUP
 
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
 SAVE_ALL = """\
 SAVED = {}
 for _name, (_pl, _inputs) in CASES.items():

@@ -9,6 +9,8 @@ import pytest
 
 from ._harness import Kernel, load_and_compare
 
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
 SAVE = """\
 def save_case(name, pl, inputs):
     outputs = [pl.infer_apply(x) for x in inputs]

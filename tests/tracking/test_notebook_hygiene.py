@@ -15,6 +15,8 @@ import pytest
 
 from ._harness import Kernel, load_and_compare
 
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):

@@ -24,6 +24,8 @@ from workbench.lightning import PipelineModule, SaveBundle  # noqa: E402
 
 from . import _digits  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).parent
 nn = transform(torch.nn)
 
