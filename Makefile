@@ -54,10 +54,9 @@ test: install browser
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
 
-# The quick loop: the doctests and every test that starts no kernel, no browser and nothing slow
-# (Ray, servers, training, many subprocesses); markers in pyproject.toml.
+# The quick loop: every test that starts no kernel, no browser and nothing slow (Ray, servers,
+# training, many subprocesses); markers in pyproject.toml.
 test-fast: install
-	$(BIN)/python -m pytest --doctest-modules workbench
 	$(BIN)/python -m pytest -m "not kernel and not browser and not slow" tests
 
 lab: install

@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 
 def test_import_workbench_does_not_import_ray():
     code = ("import sys, workbench; assert 'ray' not in sys.modules, 'ray imported'; "
