@@ -6,6 +6,7 @@ module.exports = {
   transform: {
     '^.+\\.tsx?$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }],
     // The inspector's front end: a plain ES module inside the Python package (workbench/inspector/static).
-    '(inspector/static/.+|inspector-view\\.test)\\.js$': '<rootDir>/test/esm-transform.js'
+    '(inspector/static/.+|inspector-view\\.test)\\.js$':
+      '<rootDir>/test/esm-transform.js'
   }
 };

@@ -75,13 +75,20 @@ export interface Diagram {
  * The shapes of the composites that existed before nodes described themselves, for notebook
  * outputs saved then. Newer composites always arrive with their shape; this table does not grow.
  */
-const SAVED_BEFORE_SHAPES: Record<string, { symbol: string; layout: CompositeLayout; branches?: string[] }> = {
+const SAVED_BEFORE_SHAPES: Record<
+  string,
+  { symbol: string; layout: CompositeLayout; branches?: string[] }
+> = {
   compose: { symbol: '>>', layout: 'column' },
   map: { symbol: '~', layout: 'column' },
   rollout: { symbol: '+', layout: 'row' },
   parallel: { symbol: '/', layout: 'row' },
   if: { symbol: 'if', layout: 'row', branches: ['then', 'else'] },
-  try: { symbol: 'try', layout: 'row', branches: ['try', 'except', 'else', 'finally'] }
+  try: {
+    symbol: 'try',
+    layout: 'row',
+    branches: ['try', 'except', 'else', 'finally']
+  }
 };
 
 /** A malformed bundle; the message names the offending node by its path. */
@@ -95,7 +102,9 @@ export class PipelineDataError extends Error {
 /** Check `data` is a version-1 pipeline bundle and return it typed; throws `PipelineDataError` otherwise. */
 export function validateBundle(data: unknown): PipelineBundle {
   if (!isObject(data)) {
-    throw new PipelineDataError(`${MIME_TYPE}: expected an object, got ${describeValue(data)}`);
+    throw new PipelineDataError(
+      `${MIME_TYPE}: expected an object, got ${describeValue(data)}`
+    );
   }
   if (data.version !== 1) {
     throw new PipelineDataError(
@@ -111,19 +120,30 @@ export function validateBundle(data: unknown): PipelineBundle {
  * Check one `describe` tree (recursively). Errors name the node by its step path, after `context`:
  * `pipeline node [1][0]: unknown stage "training"`.
  */
-export function validateTree(node: unknown, path = '', context = 'pipeline'): PipelineTree {
+export function validateTree(
+  node: unknown,
+  path = '',
+  context = 'pipeline'
+): PipelineTree {
   const where = `${context} node ${path || '(root)'}`;
   if (!isObject(node)) {
-    throw new PipelineDataError(`${where}: expected an object, got ${describeValue(node)}`);
+    throw new PipelineDataError(
+      `${where}: expected an object, got ${describeValue(node)}`
+    );
   }
   if (typeof node.kind !== 'string' || !node.kind) {
     throw new PipelineDataError(`${where}: "kind" must be a non-empty string`);
   }
   if (!(LEAF_KINDS as readonly string[]).includes(node.kind)) {
     if (node.layout === undefined && !(node.kind in SAVED_BEFORE_SHAPES)) {
-      throw new PipelineDataError(`${where}: unknown kind ${JSON.stringify(node.kind)} without a "layout"`);
+      throw new PipelineDataError(
+        `${where}: unknown kind ${JSON.stringify(node.kind)} without a "layout"`
+      );
     }
-    if (node.layout !== undefined && !(COMPOSITE_LAYOUTS as readonly unknown[]).includes(node.layout)) {
+    if (
+      node.layout !== undefined &&
+      !(COMPOSITE_LAYOUTS as readonly unknown[]).includes(node.layout)
+    ) {
       throw new PipelineDataError(
         `${where}: unknown layout ${JSON.stringify(node.layout)} of kind ${JSON.stringify(node.kind)} ` +
           '(this extension draws "column" and "row"); update the workbench JupyterLab extension'
@@ -133,29 +153,44 @@ export function validateTree(node: unknown, path = '', context = 'pipeline'): Pi
       throw new PipelineDataError(`${where}: "symbol" must be a string`);
     }
     const branches = node.branches;
-    if (branches !== undefined && !(Array.isArray(branches) && branches.every(b => typeof b === 'string'))) {
-      throw new PipelineDataError(`${where}: "branches" must be a list of strings`);
+    if (
+      branches !== undefined &&
+      !(Array.isArray(branches) && branches.every(b => typeof b === 'string'))
+    ) {
+      throw new PipelineDataError(
+        `${where}: "branches" must be a list of strings`
+      );
     }
   }
   if (typeof node.label !== 'string') {
     throw new PipelineDataError(`${where}: "label" must be a string`);
   }
   if (!(STAGES as readonly string[]).includes(node.stage as string)) {
-    throw new PipelineDataError(`${where}: unknown stage ${JSON.stringify(node.stage)}`);
+    throw new PipelineDataError(
+      `${where}: unknown stage ${JSON.stringify(node.stage)}`
+    );
   }
   if (typeof node.params !== 'number' || !(node.params >= 0)) {
-    throw new PipelineDataError(`${where}: "params" must be a non-negative number`);
+    throw new PipelineDataError(
+      `${where}: "params" must be a non-negative number`
+    );
   }
   if (!Array.isArray(node.children)) {
     throw new PipelineDataError(`${where}: "children" must be a list`);
   }
-  node.children.forEach((child: unknown, i: number) => validateTree(child, `${path}[${i}]`, context));
+  node.children.forEach((child: unknown, i: number) =>
+    validateTree(child, `${path}[${i}]`, context)
+  );
   return node as unknown as PipelineTree;
 }
 
 /** Turn a checked tree into the diagram model. */
 export function buildDiagram(root: PipelineTree): Diagram {
-  const stepCounts: Record<Stage, number> = { preprocess: 0, forward: 0, postprocess: 0 };
+  const stepCounts: Record<Stage, number> = {
+    preprocess: 0,
+    forward: 0,
+    postprocess: 0
+  };
   let hasBatch = false;
   let hasUnbatch = false;
   const visit = (node: PipelineTree, path: string): DiagramNode => {
@@ -184,7 +219,13 @@ export function buildDiagram(root: PipelineTree): Diagram {
     };
   };
   const diagramRoot = visit(root, '');
-  return { root: diagramRoot, stepCounts, totalParams: root.params, hasBatch, hasUnbatch };
+  return {
+    root: diagramRoot,
+    stepCounts,
+    totalParams: root.params,
+    hasBatch,
+    hasUnbatch
+  };
 }
 
 /** How a node is drawn: steps as leaves, markers as rules, composites as their class says. */
@@ -196,7 +237,9 @@ export function layoutOf(node: PipelineTree): Layout {
 }
 
 /** A composite's symbol and layout; `undefined` for leaves and markers. */
-function shapeOf(node: PipelineTree): { symbol: string; layout: CompositeLayout } | undefined {
+function shapeOf(
+  node: PipelineTree
+): { symbol: string; layout: CompositeLayout } | undefined {
   if ((LEAF_KINDS as readonly string[]).includes(node.kind)) {
     return undefined;
   }
@@ -227,7 +270,11 @@ export function tooltipOf(node: PipelineTree, path: string): string {
         : `${node.label || 'unbatch'}: batches are split back into items here (forward → postprocess)`
     );
   } else {
-    lines.push(node.name ? `${node.label} (${node.type})` : `${node.type || node.kind}: ${node.label}`);
+    lines.push(
+      node.name
+        ? `${node.label} (${node.type})`
+        : `${node.type || node.kind}: ${node.label}`
+    );
     lines.push(`stage: ${node.stage}`);
     if (node.kind !== 'step') {
       const what = layoutOf(node) === 'column' ? 'steps' : 'branches';

@@ -26,7 +26,8 @@ export class ExportForm extends Widget {
     this.addClass('wb-export-form');
     const doc = this.node.ownerDocument;
     const pathLabel = doc.createElement('label');
-    pathLabel.textContent = 'Save the bundle to (path relative to the kernel’s working directory)';
+    pathLabel.textContent =
+      'Save the bundle to (path relative to the kernel’s working directory)';
     this.pathInput = doc.createElement('input');
     this.pathInput.type = 'text';
     this.pathInput.className = 'jp-mod-styled wb-export-path';
@@ -37,12 +38,18 @@ export class ExportForm extends Widget {
     this.overwriteBox = doc.createElement('input');
     this.overwriteBox.type = 'checkbox';
     this.overwriteBox.checked = false;
-    boxLabel.append(this.overwriteBox, doc.createTextNode(' Replace an existing bundle'));
+    boxLabel.append(
+      this.overwriteBox,
+      doc.createTextNode(' Replace an existing bundle')
+    );
     this.node.append(pathLabel, boxLabel);
   }
 
   /** What the user chose; the dialog passes this on as its value. */
   getValue(): ExportChoice {
-    return { path: this.pathInput.value.trim(), overwrite: this.overwriteBox.checked };
+    return {
+      path: this.pathInput.value.trim(),
+      overwrite: this.overwriteBox.checked
+    };
   }
 }

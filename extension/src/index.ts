@@ -3,9 +3,21 @@
  * (The pipeline diagram renderer is the MIME extension in `mime.ts`.)
  */
 
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
-import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import {
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import {
+  Dialog,
+  InputDialog,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
@@ -20,7 +32,10 @@ const ICON_SVG =
   '<rect x="10" y="2" width="5" height="3" rx="1"/><rect x="5.5" y="11" width="5" height="3" rx="1"/>' +
   '<path d="M3.5 5v2.5h9V5h-1v1.5h-7V5zM7.5 7.5h1V11h-1z"/></g></svg>';
 
-export const pipelinesIcon = new LabIcon({ name: 'workbench:pipelines', svgstr: ICON_SVG });
+export const pipelinesIcon = new LabIcon({
+  name: 'workbench:pipelines',
+  svgstr: ICON_SVG
+});
 
 type LinkState = 'connecting' | 'ready' | 'not-loaded';
 
@@ -107,7 +122,11 @@ class KernelLink {
   }
 
   private _onStatus(_: Kernel.IKernelConnection, status: Kernel.Status): void {
-    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+    if (
+      status === 'restarting' ||
+      status === 'autorestarting' ||
+      status === 'dead'
+    ) {
       // The new kernel process knows nothing of us: wait for it to open a comm once workbench is imported.
       this.kernel.registerCommTarget(COMM_TARGET, this._onTarget);
       this._comm = null;
@@ -136,7 +155,8 @@ class KernelLink {
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'workbench-jupyterlab:pipelines',
-  description: 'The Pipelines side panel: pipelines in the current notebook kernel.',
+  description:
+    'The Pipelines side panel: pipelines in the current notebook kernel.',
   autoStart: true,
   requires: [INotebookTracker],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
@@ -164,7 +184,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (!current) {
         return { kind: 'no-notebook' };
       }
-      const notebook = current.context.localPath.split('/').pop() ?? current.title.label;
+      const notebook =
+        current.context.localPath.split('/').pop() ?? current.title.label;
       const link = linkFor(current);
       if (!link || link.state === 'connecting') {
         return { kind: 'connecting', notebook };
@@ -182,7 +203,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const requireLink = (): KernelLink => {
       const link = linkFor(current);
       if (!link || link.state !== 'ready') {
-        throw new Error('workbench is not loaded in the current notebook kernel');
+        throw new Error(
+          'workbench is not loaded in the current notebook kernel'
+        );
       }
       return link;
     };
@@ -228,7 +251,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
           const result = await showDialog({
             title: `Source of ${name}`,
             body,
-            buttons: [Dialog.cancelButton({ label: 'Close' }), Dialog.okButton({ label: 'Insert %wb_deps cell' })]
+            buttons: [
+              Dialog.cancelButton({ label: 'Close' }),
+              Dialog.okButton({ label: 'Insert %wb_deps cell' })
+            ]
           });
           if (result.button.accept) {
             await runBelow(`%wb_deps ${name}`);
@@ -247,14 +273,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         try {
-          const path = await requireLink().channel.exportBundle(name, result.value.path, result.value.overwrite);
+          const path = await requireLink().channel.exportBundle(
+            name,
+            result.value.path,
+            result.value.overwrite
+          );
           await showDialog({
             title: `Exported ${name}`,
             body: `Saved the bundle to ${path}`,
             buttons: [Dialog.okButton({ label: 'OK' })]
           });
         } catch (error) {
-          await showErrorMessage(`Export ${name} failed`, (error as Error).message);
+          await showErrorMessage(
+            `Export ${name} failed`,
+            (error as Error).message
+          );
         }
       }
     });

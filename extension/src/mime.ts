@@ -19,7 +19,9 @@ export class PipelineDiagram extends Widget implements IRenderMime.IRenderer {
     this.node.textContent = '';
     try {
       const bundle = validateBundle(model.data[this._mimeType]);
-      this.node.appendChild(drawDiagram(buildDiagram(bundle.root), this.node.ownerDocument));
+      this.node.appendChild(
+        drawDiagram(buildDiagram(bundle.root), this.node.ownerDocument)
+      );
     } catch (error) {
       const message = document.createElement('pre');
       message.className = 'wb-diagram-error';

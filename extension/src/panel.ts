@@ -52,7 +52,12 @@ export class PipelinesPanel extends Widget {
     title.className = 'wb-panel-title';
     title.textContent = 'Pipelines';
     header.appendChild(title);
-    const refresh = button(doc, '⟳', 'Ask the kernel for its pipelines again', 'wb-refresh');
+    const refresh = button(
+      doc,
+      '⟳',
+      'Ask the kernel for its pipelines again',
+      'wb-refresh'
+    );
     refresh.addEventListener('click', () => this._actions.refresh());
     refresh.disabled = this._state.kind === 'no-notebook';
     header.appendChild(refresh);
@@ -144,12 +149,29 @@ export class PipelinesPanel extends Widget {
 
     const actions = doc.createElement('div');
     actions.className = 'wb-pipeline-actions';
-    const inspect = button(doc, 'Inspect', `Open the inspector for ${info.name} in a new cell`, 'wb-action-inspect');
+    const inspect = button(
+      doc,
+      'Inspect',
+      `Open the inspector for ${info.name} in a new cell`,
+      'wb-action-inspect'
+    );
     inspect.addEventListener('click', () => this._actions.inspect(info.name));
-    const source = button(doc, 'Source', `Show the source a bundle of ${info.name} would contain`, 'wb-action-source');
+    const source = button(
+      doc,
+      'Source',
+      `Show the source a bundle of ${info.name} would contain`,
+      'wb-action-source'
+    );
     source.addEventListener('click', () => this._actions.source(info.name));
-    const exp = button(doc, 'Export…', `Save ${info.name} as a bundle`, 'wb-action-export');
-    exp.addEventListener('click', () => this._actions.exportBundle(info.name, info.exportPath));
+    const exp = button(
+      doc,
+      'Export…',
+      `Save ${info.name} as a bundle`,
+      'wb-action-export'
+    );
+    exp.addEventListener('click', () =>
+      this._actions.exportBundle(info.name, info.exportPath)
+    );
     actions.append(inspect, source, exp);
     item.appendChild(actions);
 
@@ -175,7 +197,9 @@ export function drawDetails(info: PipelineInfo, doc: Document): HTMLElement {
     label.textContent = stage;
     const steps = doc.createElement('span');
     steps.className = 'wb-stage-steps';
-    steps.textContent = info.stages[stage].length ? info.stages[stage].join(', ') : '—';
+    steps.textContent = info.stages[stage].length
+      ? info.stages[stage].join(', ')
+      : '—';
     row.append(label, steps);
     stages.appendChild(row);
   }
@@ -193,7 +217,10 @@ export function drawDetails(info: PipelineInfo, doc: Document): HTMLElement {
 
 function drawStep(node: DiagramNode, doc: Document): HTMLElement {
   const item = doc.createElement('li');
-  item.className = node.layout === 'rule' ? `wb-step wb-step-rule` : `wb-step wb-stage-${node.stage}`;
+  item.className =
+    node.layout === 'rule'
+      ? `wb-step wb-step-rule`
+      : `wb-step wb-stage-${node.stage}`;
   item.dataset.path = node.path;
   item.title = node.tooltip;
   const label = doc.createElement('span');
@@ -219,7 +246,12 @@ function drawStep(node: DiagramNode, doc: Document): HTMLElement {
   return item;
 }
 
-function button(doc: Document, text: string, title: string, className: string): HTMLButtonElement {
+function button(
+  doc: Document,
+  text: string,
+  title: string,
+  className: string
+): HTMLButtonElement {
   const b = doc.createElement('button');
   b.className = `wb-button ${className}`;
   b.textContent = text;

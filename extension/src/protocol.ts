@@ -46,7 +46,13 @@ export interface StaleDefinition {
 export type Request =
   | { type: 'refresh' }
   | { type: 'source'; name: string; request_id: string }
-  | { type: 'export'; name: string; path: string; overwrite: boolean; request_id: string };
+  | {
+      type: 'export';
+      name: string;
+      path: string;
+      overwrite: boolean;
+      request_id: string;
+    };
 
 export type Listener = (pipelines: PipelineInfo[]) => void;
 
@@ -103,7 +109,11 @@ export class PipelineChannel {
 
   /** The source a bundle of `name` would contain (what `%wb_deps NAME` shows). */
   source(name: string): Promise<string> {
-    return this._request('source', id => ({ type: 'source', name, request_id: id }));
+    return this._request('source', id => ({
+      type: 'source',
+      name,
+      request_id: id
+    }));
   }
 
   /**
@@ -112,9 +122,17 @@ export class PipelineChannel {
    */
   exportBundle(name: string, path: string, overwrite = false): Promise<string> {
     if (!path.trim()) {
-      return Promise.reject(new KernelRequestError('no path given for the bundle'));
+      return Promise.reject(
+        new KernelRequestError('no path given for the bundle')
+      );
     }
-    return this._request('export', id => ({ type: 'export', name, path, overwrite, request_id: id }));
+    return this._request('export', id => ({
+      type: 'export',
+      name,
+      path,
+      overwrite,
+      request_id: id
+    }));
   }
 
   /**
@@ -123,7 +141,9 @@ export class PipelineChannel {
    */
   handle(data: unknown): void {
     if (typeof data !== 'object' || data === null) {
-      throw new Error(`workbench comm: expected a message object, got ${String(data)}`);
+      throw new Error(
+        `workbench comm: expected a message object, got ${String(data)}`
+      );
     }
     const msg = data as Record<string, unknown>;
     switch (msg.type) {
@@ -135,7 +155,9 @@ export class PipelineChannel {
         this._answer(msg);
         return;
       default:
-        throw new Error(`workbench comm: unknown message type ${JSON.stringify(msg.type)}`);
+        throw new Error(
+          `workbench comm: unknown message type ${JSON.stringify(msg.type)}`
+        );
     }
   }
 
@@ -152,9 +174,14 @@ export class PipelineChannel {
     this._listeners = [];
   }
 
-  private _request(kind: 'source' | 'export', build: (id: string) => Request): Promise<string> {
+  private _request(
+    kind: 'source' | 'export',
+    build: (id: string) => Request
+  ): Promise<string> {
     if (this._disposed) {
-      return Promise.reject(new KernelRequestError('the kernel connection is closed'));
+      return Promise.reject(
+        new KernelRequestError('the kernel connection is closed')
+      );
     }
     const id = `wb-${++this._counter}`;
     const promise = new Promise<string>((resolve, reject) => {
@@ -177,11 +204,17 @@ export class PipelineChannel {
     }
     this._pending.delete(id as string);
     if (pending.kind !== msg.type) {
-      pending.reject(new KernelRequestError(`expected a ${pending.kind} answer, got ${String(msg.type)}`));
+      pending.reject(
+        new KernelRequestError(
+          `expected a ${pending.kind} answer, got ${String(msg.type)}`
+        )
+      );
     } else if (msg.ok === true) {
       pending.resolve(String(msg.type === 'source' ? msg.text : msg.path));
     } else {
-      pending.reject(new KernelRequestError(String(msg.error ?? 'the kernel gave no reason')));
+      pending.reject(
+        new KernelRequestError(String(msg.error ?? 'the kernel gave no reason'))
+      );
     }
   }
 
@@ -205,7 +238,11 @@ export function parsePipelines(raw: unknown): PipelineInfo[] {
     throw new Error('workbench comm: "pipelines" must be a list');
   }
   return raw.map((entry, i) => {
-    if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string') {
+    if (
+      typeof entry !== 'object' ||
+      entry === null ||
+      typeof entry.name !== 'string'
+    ) {
       throw new Error(`workbench comm: pipeline #${i} has no name`);
     }
     validateTree(entry.root, '', `pipeline ${JSON.stringify(entry.name)}`);
@@ -222,7 +259,10 @@ export function parsePipelines(raw: unknown): PipelineInfo[] {
       device: String(entry.device ?? 'cpu'),
       steps: Number(entry.steps ?? 0),
       stale: parseStale(entry.stale),
-      exportPath: typeof entry.export_path === 'string' && entry.export_path ? entry.export_path : `${entry.name}-export.wb`
+      exportPath:
+        typeof entry.export_path === 'string' && entry.export_path
+          ? entry.export_path
+          : `${entry.name}-export.wb`
     };
   });
 }
@@ -232,7 +272,9 @@ function parseStale(raw: unknown): StaleDefinition[] {
     return [];
   }
   return raw
-    .filter(s => typeof s === 'object' && s !== null && typeof s.name === 'string')
+    .filter(
+      s => typeof s === 'object' && s !== null && typeof s.name === 'string'
+    )
     .map(s => ({
       name: s.name,
       kind: String(s.kind ?? 'definition'),
@@ -253,7 +295,9 @@ export function inspectCode(name: string, inputs: string): string {
   }
   const expr = inputs.trim();
   if (!expr) {
-    throw new Error('give an inputs expression, e.g. a list of items or a dataset');
+    throw new Error(
+      'give an inputs expression, e.g. a list of items or a dataset'
+    );
   }
   return `import workbench\nworkbench.inspect(workbench.registry.get(${JSON.stringify(name)}), ${expr})`;
 }

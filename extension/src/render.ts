@@ -10,7 +10,10 @@
 import { Diagram, DiagramNode, STAGES, formatParams } from './diagram';
 
 /** Build the element tree for a diagram. */
-export function drawDiagram(diagram: Diagram, doc: Document = document): HTMLElement {
+export function drawDiagram(
+  diagram: Diagram,
+  doc: Document = document
+): HTMLElement {
   const root = el(doc, 'div', 'wb-diagram');
   root.appendChild(drawSummary(diagram, doc));
   const body = el(doc, 'div', 'wb-diagram-body');
@@ -71,7 +74,11 @@ export function drawNode(node: DiagramNode, doc: Document): HTMLElement {
     }
     return leaf;
   }
-  const box = el(doc, 'div', `wb-node wb-group wb-kind-${node.kind} wb-stage-${node.stage}`);
+  const box = el(
+    doc,
+    'div',
+    `wb-node wb-group wb-kind-${node.kind} wb-stage-${node.stage}`
+  );
   box.dataset.path = node.path;
   box.dataset.kind = node.kind;
   const header = el(doc, 'div', 'wb-group-header');
@@ -100,7 +107,11 @@ export function drawNode(node: DiagramNode, doc: Document): HTMLElement {
   const body = el(doc, 'div', `wb-group-body wb-${node.layout}`);
   node.children.forEach((child, i) => {
     if (node.layout === 'column') {
-      if (i > 0 && child.layout !== 'rule' && node.children[i - 1].layout !== 'rule') {
+      if (
+        i > 0 &&
+        child.layout !== 'rule' &&
+        node.children[i - 1].layout !== 'rule'
+      ) {
         body.appendChild(el(doc, 'div', 'wb-arrow'));
       }
       body.appendChild(drawNode(child, doc));
@@ -117,7 +128,8 @@ export function drawNode(node: DiagramNode, doc: Document): HTMLElement {
   });
   box.appendChild(body);
 
-  const toggle = (): void => setCollapsed(box, !box.classList.contains('wb-collapsed'));
+  const toggle = (): void =>
+    setCollapsed(box, !box.classList.contains('wb-collapsed'));
   header.addEventListener('click', event => {
     event.stopPropagation();
     toggle();

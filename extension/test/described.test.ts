@@ -31,8 +31,14 @@ describe('the diagram of a pipeline with every kind of composite', () => {
 
   it('labels the rule of batch.pad as the core does', () => {
     const el = drawDiagram(diagram, document);
-    expect([...el.querySelectorAll('.wb-rule')].map(r => r.textContent)).toEqual(['batch.pad(0)', 'unbatch']);
-    const labels = [...el.querySelectorAll('[data-path="[1][0]"] > .wb-group-body .wb-branch-label')];
+    expect(
+      [...el.querySelectorAll('.wb-rule')].map(r => r.textContent)
+    ).toEqual(['batch.pad(0)', 'unbatch']);
+    const labels = [
+      ...el.querySelectorAll(
+        '[data-path="[1][0]"] > .wb-group-body .wb-branch-label'
+      )
+    ];
     expect(labels.map(l => l.textContent)).toEqual(['first', 'otherwise']);
   });
 });

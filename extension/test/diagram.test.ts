@@ -16,14 +16,20 @@ describe('validateBundle', () => {
   });
 
   it('rejects another version, saying which', () => {
-    expect(() => validateBundle({ version: 2, root: classifier() })).toThrow(/unsupported version 2/);
+    expect(() => validateBundle({ version: 2, root: classifier() })).toThrow(
+      /unsupported version 2/
+    );
   });
 
   it('names the malformed node by its step path', () => {
     const root = classifier();
     (root.children[1].children[0] as any).stage = 'training';
-    expect(() => validateBundle({ version: 1, root })).toThrow(PipelineDataError);
-    expect(() => validateBundle({ version: 1, root })).toThrow('pipeline node [1][0]: unknown stage "training"');
+    expect(() => validateBundle({ version: 1, root })).toThrow(
+      PipelineDataError
+    );
+    expect(() => validateBundle({ version: 1, root })).toThrow(
+      'pipeline node [1][0]: unknown stage "training"'
+    );
   });
 
   it('rejects a composite it cannot draw, naming kind and layout', () => {
@@ -32,14 +38,18 @@ describe('validateBundle', () => {
       'pipeline node (root): unknown kind "retry" without a "layout"'
     );
     const spiral: any = { ...unknown, layout: 'spiral' };
-    expect(() => validateBundle({ version: 1, root: spiral })).toThrow(/unknown layout "spiral" of kind "retry"/);
+    expect(() => validateBundle({ version: 1, root: spiral })).toThrow(
+      /unknown layout "spiral" of kind "retry"/
+    );
   });
 
   it('rejects non-objects and missing children', () => {
     expect(() => validateBundle(null)).toThrow(/expected an object, got null/);
     const root: any = classifier();
     delete root.children[0].children;
-    expect(() => validateBundle({ version: 1, root })).toThrow('pipeline node [0]: "children" must be a list');
+    expect(() => validateBundle({ version: 1, root })).toThrow(
+      'pipeline node [0]: "children" must be a list'
+    );
   });
 });
 
@@ -48,9 +58,20 @@ describe('buildDiagram', () => {
 
   it('lays compositions out as columns, branches as rows and markers as rules', () => {
     expect(diagram.root.layout).toBe('column');
-    expect(diagram.root.children.map(c => c.layout)).toEqual(['leaf', 'row', 'rule', 'leaf', 'rule', 'leaf']);
-    expect(layoutOf(node('map', 'map', { children: [node('step', 'f')] }))).toBe('column');
-    expect(layoutOf(node('parallel', 'parallel', { children: [node('step', 'f')] }))).toBe('row');
+    expect(diagram.root.children.map(c => c.layout)).toEqual([
+      'leaf',
+      'row',
+      'rule',
+      'leaf',
+      'rule',
+      'leaf'
+    ]);
+    expect(
+      layoutOf(node('map', 'map', { children: [node('step', 'f')] }))
+    ).toBe('column');
+    expect(
+      layoutOf(node('parallel', 'parallel', { children: [node('step', 'f')] }))
+    ).toBe('row');
   });
 
   it('gives every node the step path the core uses in its errors', () => {
@@ -68,7 +89,11 @@ describe('buildDiagram', () => {
   });
 
   it('counts steps per stage, not markers or composites', () => {
-    expect(diagram.stepCounts).toEqual({ preprocess: 3, forward: 1, postprocess: 1 });
+    expect(diagram.stepCounts).toEqual({
+      preprocess: 3,
+      forward: 1,
+      postprocess: 1
+    });
     expect(diagram.hasBatch).toBe(true);
     expect(diagram.hasUnbatch).toBe(true);
     expect(diagram.totalParams).toBe(15);
@@ -98,8 +123,14 @@ describe('buildDiagram', () => {
       branches: ['first', 'again'],
       children: [node('step', 'fetch'), node('step', 'fetch_slowly')]
     });
-    const drawn = buildDiagram(validateBundle({ version: 1, root: retry }).root).root;
-    expect([drawn.layout, drawn.symbol, drawn.branchLabels]).toEqual(['row', '↻', ['first', 'again']]);
+    const drawn = buildDiagram(
+      validateBundle({ version: 1, root: retry }).root
+    ).root;
+    expect([drawn.layout, drawn.symbol, drawn.branchLabels]).toEqual([
+      'row',
+      '↻',
+      ['first', 'again']
+    ]);
     expect(drawn.tooltip).toContain('retry: 2 branches');
   });
 
@@ -107,11 +138,15 @@ describe('buildDiagram', () => {
     const saved = node('compose', 'compose', {
       children: [
         node('step', 'f'),
-        node('try', 'Try', { children: ['t', 'c', 'e', 'f'].map(l => node('step', l)) }),
+        node('try', 'Try', {
+          children: ['t', 'c', 'e', 'f'].map(l => node('step', l))
+        }),
         node('map', 'map', { children: [node('step', 'g')] })
       ]
     });
-    const drawn = buildDiagram(validateBundle({ version: 1, root: saved }).root).root;
+    const drawn = buildDiagram(
+      validateBundle({ version: 1, root: saved }).root
+    ).root;
     expect([drawn.layout, drawn.symbol]).toEqual(['column', '>>']);
     const [, tryNode, mapNode] = drawn.children;
     expect([tryNode.layout, tryNode.symbol, tryNode.branchLabels]).toEqual([
@@ -119,11 +154,17 @@ describe('buildDiagram', () => {
       'try',
       ['try', 'except', 'else', 'finally']
     ]);
-    expect([mapNode.layout, mapNode.symbol, mapNode.branchLabels]).toEqual(['column', '~', []]);
+    expect([mapNode.layout, mapNode.symbol, mapNode.branchLabels]).toEqual([
+      'column',
+      '~',
+      []
+    ]);
   });
 
   it('makes only composites collapsible', () => {
-    const collapsible = [...walk(diagram.root)].filter(n => n.collapsible).map(n => n.path);
+    const collapsible = [...walk(diagram.root)]
+      .filter(n => n.collapsible)
+      .map(n => n.path);
     expect(collapsible).toEqual(['', '[1]']);
   });
 });
@@ -134,7 +175,9 @@ describe('tooltips and numbers', () => {
     expect(tooltipOf(linear, '[3]')).toBe(
       'Linear: Linear(in_features=4, out_features=3, bias=True)\nstage: forward\nparameters: 15\nstep: [3]'
     );
-    expect(tooltipOf(classifier().children[2], '[2]')).toMatch(/^batch: items are collated/);
+    expect(tooltipOf(classifier().children[2], '[2]')).toMatch(
+      /^batch: items are collated/
+    );
     expect(tooltipOf(classifier(), '')).toContain('compose: 6 steps');
   });
 

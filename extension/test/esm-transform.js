@@ -6,7 +6,11 @@ module.exports = {
   process(source, path) {
     const { outputText } = ts.transpileModule(source, {
       fileName: path,
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2020, allowJs: true }
+      compilerOptions: {
+        module: ts.ModuleKind.CommonJS,
+        target: ts.ScriptTarget.ES2020,
+        allowJs: true
+      }
     });
     return { code: outputText };
   }

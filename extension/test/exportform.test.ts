@@ -9,7 +9,10 @@ describe('ExportForm', () => {
     expect(form.pathInput.value).toBe('topic-export-2.wb');
     expect(form.overwriteBox.checked).toBe(false);
     expect(form.node.textContent).toContain('Replace an existing bundle');
-    expect(form.getValue()).toEqual({ path: 'topic-export-2.wb', overwrite: false });
+    expect(form.getValue()).toEqual({
+      path: 'topic-export-2.wb',
+      overwrite: false
+    });
   });
 
   it('gives the edited path and the ticked checkbox', () => {
@@ -28,8 +31,20 @@ describe('ExportForm', () => {
     void channel.exportBundle('topic', path, overwrite);
     void channel.exportBundle('topic', 'b.wb');
     expect(sent).toEqual([
-      { type: 'export', name: 'topic', path: 'topic-export.wb', overwrite: true, request_id: 'wb-1' },
-      { type: 'export', name: 'topic', path: 'b.wb', overwrite: false, request_id: 'wb-2' }
+      {
+        type: 'export',
+        name: 'topic',
+        path: 'topic-export.wb',
+        overwrite: true,
+        request_id: 'wb-1'
+      },
+      {
+        type: 'export',
+        name: 'topic',
+        path: 'b.wb',
+        overwrite: false,
+        request_id: 'wb-2'
+      }
     ]);
   });
 });
@@ -49,7 +64,8 @@ describe('the panel and the kernel’s export path and stale definitions', () =>
         kind: 'function',
         defined_in: 'cell In[4]',
         redefined_in: 'cell In[9]',
-        message: "function 'encode' from cell In[4] was redefined in cell In[9]; ..."
+        message:
+          "function 'encode' from cell In[4] was redefined in cell In[9]; ..."
       }
     ]
   };
@@ -64,16 +80,24 @@ describe('the panel and the kernel’s export path and stale definitions', () =>
       exportBundle: (name, path) => opened.push(`${name} ${path}`),
       refresh: () => undefined
     });
-    panel.setState({ kind: 'ready', notebook: 'news.ipynb', pipelines: [info] });
+    panel.setState({
+      kind: 'ready',
+      notebook: 'news.ipynb',
+      pipelines: [info]
+    });
     panel.node.querySelector<HTMLButtonElement>('.wb-action-export')!.click();
     expect(opened).toEqual(['topic topic-export-2.wb']);
     const stale = panel.node.querySelector<HTMLElement>('.wb-pipeline-stale')!;
-    expect(stale.textContent).toBe('⚠ holds an old encode: redefined since it was built');
+    expect(stale.textContent).toBe(
+      '⚠ holds an old encode: redefined since it was built'
+    );
     expect(stale.title).toContain('redefined in cell In[9]');
   });
 
   it('shows no warning and a name-based default when the kernel sends none', () => {
-    const [info] = parsePipelines([{ ...raw, stale: undefined, export_path: undefined }]);
+    const [info] = parsePipelines([
+      { ...raw, stale: undefined, export_path: undefined }
+    ]);
     expect(info.stale).toEqual([]);
     expect(info.exportPath).toBe('topic-export.wb');
   });

@@ -1,8 +1,21 @@
 import { PipelineTree } from '../src/diagram';
 
 /** A node as `workbench.display.describe` writes it. */
-export function node(kind: PipelineTree['kind'], label: string, extra: Partial<PipelineTree> = {}): PipelineTree {
-  return { kind, label, name: null, type: 'FunctionTransform', stage: 'preprocess', params: 0, children: [], ...extra };
+export function node(
+  kind: PipelineTree['kind'],
+  label: string,
+  extra: Partial<PipelineTree> = {}
+): PipelineTree {
+  return {
+    kind,
+    label,
+    name: null,
+    type: 'FunctionTransform',
+    stage: 'preprocess',
+    params: 0,
+    children: [],
+    ...extra
+  };
 }
 
 /**
@@ -23,7 +36,10 @@ export function classifier(): PipelineTree {
         symbol: '+',
         layout: 'row',
         branches: ['[0]', '[1]'],
-        children: [node('step', 'flip'), node('step', 'identity', { type: 'Identity' })]
+        children: [
+          node('step', 'flip'),
+          node('step', 'identity', { type: 'Identity' })
+        ]
       }),
       node('batch', 'batch', { type: 'Batch' }),
       node('step', 'Linear(in_features=4, out_features=3, bias=True)', {

@@ -11,7 +11,11 @@ function info(name: string): PipelineInfo {
     device: 'cuda:0',
     stale: [],
     exportPath: `${name}-export.wb`,
-    stages: { preprocess: ['to_tensor', 'flip', 'identity'], forward: ['Linear'], postprocess: ['argmax'] }
+    stages: {
+      preprocess: ['to_tensor', 'flip', 'identity'],
+      forward: ['Linear'],
+      postprocess: ['argmax']
+    }
   };
 }
 
@@ -26,7 +30,9 @@ describe('PipelinesPanel', () => {
 
   it('says what to do when there is nothing to list', () => {
     panel.setState({ kind: 'no-notebook' });
-    expect(panel.node.querySelector('.wb-panel-status')!.textContent).toBe('Open a notebook to see its pipelines.');
+    expect(panel.node.querySelector('.wb-panel-status')!.textContent).toBe(
+      'Open a notebook to see its pipelines.'
+    );
     panel.setState({ kind: 'not-loaded', notebook: 'a.ipynb' });
     expect(panel.node.textContent).toContain('Run "import workbench"');
     panel.setState({ kind: 'ready', notebook: 'a.ipynb', pipelines: [] });
@@ -34,22 +40,43 @@ describe('PipelinesPanel', () => {
   });
 
   it('lists pipelines with their facts and wires the actions', () => {
-    panel.setState({ kind: 'ready', notebook: 'a.ipynb', pipelines: [info('clf'), info('enc')] });
+    panel.setState({
+      kind: 'ready',
+      notebook: 'a.ipynb',
+      pipelines: [info('clf'), info('enc')]
+    });
     const items = [...panel.node.querySelectorAll<HTMLElement>('.wb-pipeline')];
     expect(items.map(i => i.dataset.name)).toEqual(['clf', 'enc']);
-    expect(items[0].querySelector('.wb-pipeline-facts')!.textContent).toBe('5 steps · 15 params · cuda:0');
+    expect(items[0].querySelector('.wb-pipeline-facts')!.textContent).toBe(
+      '5 steps · 15 params · cuda:0'
+    );
     items[1].querySelector<HTMLButtonElement>('.wb-action-inspect')!.click();
     items[0].querySelector<HTMLButtonElement>('.wb-action-source')!.click();
     items[0].querySelector<HTMLButtonElement>('.wb-action-export')!.click();
     panel.node.querySelector<HTMLButtonElement>('.wb-refresh')!.click();
-    expect(calls).toEqual(['inspect enc', 'source clf', 'export clf clf-export.wb', 'refresh']);
+    expect(calls).toEqual([
+      'inspect enc',
+      'source clf',
+      'export clf clf-export.wb',
+      'refresh'
+    ]);
   });
 
   it('expands a pipeline to its stages and steps, and keeps it expanded across updates', () => {
-    panel.node.querySelector<HTMLElement>('.wb-pipeline[data-name="clf"] .wb-pipeline-head')!.click();
+    panel.node
+      .querySelector<HTMLElement>(
+        '.wb-pipeline[data-name="clf"] .wb-pipeline-head'
+      )!
+      .click();
     expect(panel.node.querySelectorAll('.wb-pipeline-details')).toHaveLength(1);
-    panel.setState({ kind: 'ready', notebook: 'a.ipynb', pipelines: [info('clf'), info('enc')] });
-    const details = panel.node.querySelector('.wb-pipeline[data-name="clf"] .wb-pipeline-details');
+    panel.setState({
+      kind: 'ready',
+      notebook: 'a.ipynb',
+      pipelines: [info('clf'), info('enc')]
+    });
+    const details = panel.node.querySelector(
+      '.wb-pipeline[data-name="clf"] .wb-pipeline-details'
+    );
     expect(details).not.toBeNull();
   });
 });
@@ -58,10 +85,17 @@ describe('drawDetails', () => {
   it('shows each stage and the step tree with positions and markers', () => {
     const el = drawDetails(info('clf'), document);
     const stages = [...el.querySelectorAll<HTMLElement>('.wb-stage-row')].map(
-      r => `${r.dataset.stage}: ${r.querySelector('.wb-stage-steps')!.textContent}`
+      r =>
+        `${r.dataset.stage}: ${r.querySelector('.wb-stage-steps')!.textContent}`
     );
-    expect(stages).toEqual(['preprocess: to_tensor, flip, identity', 'forward: Linear', 'postprocess: argmax']);
-    const top = [...el.querySelectorAll('.wb-step-tree > li > .wb-step-label')].map(l => l.textContent);
+    expect(stages).toEqual([
+      'preprocess: to_tensor, flip, identity',
+      'forward: Linear',
+      'postprocess: argmax'
+    ]);
+    const top = [
+      ...el.querySelectorAll('.wb-step-tree > li > .wb-step-label')
+    ].map(l => l.textContent);
     expect(top).toEqual([
       '[0] to_tensor',
       '[1] + rollout',
@@ -70,6 +104,8 @@ describe('drawDetails', () => {
       '── unbatch ──',
       '[5] argmax'
     ]);
-    expect(el.querySelectorAll('.wb-step-tree > li:nth-child(2) > ul > li')).toHaveLength(2);
+    expect(
+      el.querySelectorAll('.wb-step-tree > li:nth-child(2) > ul > li')
+    ).toHaveLength(2);
   });
 });

@@ -1,4 +1,10 @@
-import { KernelRequestError, PipelineChannel, Request, inspectCode, parsePipelines } from '../src/protocol';
+import {
+  KernelRequestError,
+  PipelineChannel,
+  Request,
+  inspectCode,
+  parsePipelines
+} from '../src/protocol';
 import { classifier } from './fixtures';
 
 function entry(name: string) {
@@ -8,7 +14,11 @@ function entry(name: string) {
     steps: 5,
     params: 15,
     device: 'cpu',
-    stages: { preprocess: ['to_tensor', 'flip', 'identity'], forward: ['Linear'], postprocess: ['argmax'] }
+    stages: {
+      preprocess: ['to_tensor', 'flip', 'identity'],
+      forward: ['Linear'],
+      postprocess: ['argmax']
+    }
   };
 }
 
@@ -23,7 +33,10 @@ describe('PipelineChannel', () => {
     const seen: string[][] = [];
     const stop = ch.subscribe(list => seen.push(list.map(p => p.name)));
     ch.handle({ type: 'pipelines', pipelines: [entry('clf'), entry('enc')] });
-    expect(ch.pipelines.map(p => p.stages.forward)).toEqual([['Linear'], ['Linear']]);
+    expect(ch.pipelines.map(p => p.stages.forward)).toEqual([
+      ['Linear'],
+      ['Linear']
+    ]);
     stop();
     ch.handle({ type: 'pipelines', pipelines: [] });
     expect(seen).toEqual([['clf', 'enc']]);
@@ -39,7 +52,9 @@ describe('PipelineChannel', () => {
       'pipeline "broken" node [0]: unknown kind "loop"'
     );
     expect(ch.pipelines.map(p => p.name)).toEqual(['clf']);
-    expect(() => ch.handle({ type: 'surprise' })).toThrow(/unknown message type "surprise"/);
+    expect(() => ch.handle({ type: 'surprise' })).toThrow(
+      /unknown message type "surprise"/
+    );
   });
 
   it('matches answers to requests by id', async () => {
@@ -48,10 +63,26 @@ describe('PipelineChannel', () => {
     const second = ch.exportBundle('clf', 'out/clf.wb');
     expect(sent).toEqual([
       { type: 'source', name: 'clf', request_id: 'wb-1' },
-      { type: 'export', name: 'clf', path: 'out/clf.wb', overwrite: false, request_id: 'wb-2' }
+      {
+        type: 'export',
+        name: 'clf',
+        path: 'out/clf.wb',
+        overwrite: false,
+        request_id: 'wb-2'
+      }
     ]);
-    ch.handle({ type: 'export', request_id: 'wb-2', ok: true, path: '/home/u/out/clf.wb' });
-    ch.handle({ type: 'source', request_id: 'wb-1', ok: true, text: 'def f(x): ...' });
+    ch.handle({
+      type: 'export',
+      request_id: 'wb-2',
+      ok: true,
+      path: '/home/u/out/clf.wb'
+    });
+    ch.handle({
+      type: 'source',
+      request_id: 'wb-1',
+      ok: true,
+      text: 'def f(x): ...'
+    });
     await expect(first).resolves.toBe('def f(x): ...');
     await expect(second).resolves.toBe('/home/u/out/clf.wb');
     expect(ch.pendingCount).toBe(0);
@@ -60,19 +91,28 @@ describe('PipelineChannel', () => {
   it("passes on the kernel's error message", async () => {
     const { ch } = channel();
     const answer = ch.exportBundle('clf', 'clf.wb');
-    ch.handle({ type: 'export', request_id: 'wb-1', ok: false, error: "FileExistsError: 'clf.wb' exists" });
+    ch.handle({
+      type: 'export',
+      request_id: 'wb-1',
+      ok: false,
+      error: "FileExistsError: 'clf.wb' exists"
+    });
     await expect(answer).rejects.toThrow("FileExistsError: 'clf.wb' exists");
     await expect(answer).rejects.toBeInstanceOf(KernelRequestError);
   });
 
   it('ignores answers to requests it did not make', () => {
     const { ch } = channel();
-    expect(() => ch.handle({ type: 'source', request_id: 'other-7', ok: true, text: 'x' })).not.toThrow();
+    expect(() =>
+      ch.handle({ type: 'source', request_id: 'other-7', ok: true, text: 'x' })
+    ).not.toThrow();
   });
 
   it('refuses an empty export path before asking the kernel', async () => {
     const { ch, sent } = channel();
-    await expect(ch.exportBundle('clf', '   ')).rejects.toThrow('no path given for the bundle');
+    await expect(ch.exportBundle('clf', '   ')).rejects.toThrow(
+      'no path given for the bundle'
+    );
     expect(sent).toEqual([]);
   });
 
@@ -89,7 +129,9 @@ describe('PipelineChannel', () => {
     const ch = new PipelineChannel(() => {
       throw new Error('workbench is not loaded in this kernel');
     });
-    await expect(ch.source('clf')).rejects.toThrow('workbench is not loaded in this kernel');
+    await expect(ch.source('clf')).rejects.toThrow(
+      'workbench is not loaded in this kernel'
+    );
     expect(ch.pendingCount).toBe(0);
   });
 });
@@ -99,7 +141,9 @@ describe('parsePipelines and inspectCode', () => {
     const [p] = parsePipelines([{ name: 'clf', root: classifier() }]);
     expect(p.stages).toEqual({ preprocess: [], forward: [], postprocess: [] });
     expect(p.params).toBe(15);
-    expect(() => parsePipelines([{ root: classifier() }])).toThrow('pipeline #0 has no name');
+    expect(() => parsePipelines([{ root: classifier() }])).toThrow(
+      'pipeline #0 has no name'
+    );
     expect(() => parsePipelines('nope')).toThrow('"pipelines" must be a list');
   });
 
@@ -108,6 +152,8 @@ describe('parsePipelines and inspectCode', () => {
       'import workbench\nworkbench.inspect(workbench.registry.get("clf"), X[:8])'
     );
     expect(() => inspectCode('clf', '  ')).toThrow(/inputs expression/);
-    expect(() => inspectCode('x; import os', 'X')).toThrow(/not a pipeline name/);
+    expect(() => inspectCode('x; import os', 'X')).toThrow(
+      /not a pipeline name/
+    );
   });
 });
