@@ -121,8 +121,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing bundle (and --executed file); a save to the same path by the "
                              "notebook's own cells is skipped during the export, whatever its own flags")
-    parser.add_argument("--timeout", metavar="S", type=_positive_float, default=None,
-                        help="stop a cell that runs longer than S seconds (default: no limit)")
+    parser.add_argument("--timeout", metavar="S", type=_positive_int, default=None,
+                        help="stop a cell that runs longer than S whole seconds (default: no limit)")
     parser.add_argument("--executed", metavar="FILE", default=None,
                         help="also write the executed notebook, with its outputs, to FILE (on success)")
     parser.add_argument("--kernel", metavar="NAME", default="python3",

@@ -116,14 +116,15 @@ def export_notebook(
     overwrite: bool = False,
     check: bool = False,
     check_inputs: str | None = None,
-    timeout: float | None = None,
+    timeout: int | None = None,
     executed: str | os.PathLike[str] | None = None,
     kernel_name: str = "python3",
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Run ``notebook`` in a fresh kernel and save its pipeline ``name`` as a bundle at ``out``.
 
-    ``timeout`` limits each cell (seconds; ``None``: no limit). ``executed`` also writes the executed
+    ``timeout`` limits each of the notebook's cells (whole seconds, as Jupyter's clients count them;
+    ``None``: no limit). ``executed`` also writes the executed
     notebook, outputs included, to that path (only when the export succeeds). ``progress`` receives
     one line per code cell before it runs.
 
@@ -139,6 +140,8 @@ def export_notebook(
     executed = Path(os.path.abspath(executed)) if executed is not None else None
     if not name.isidentifier():
         raise ValueError(f"pipeline name {name!r} is not a Python identifier")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
+        raise ValueError(f"timeout={timeout!r}: give a whole number of seconds, at least 1 (or None: no limit)")
     if not notebook.exists():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
     if notebook.is_dir():
@@ -377,7 +380,7 @@ def _check_kernel(kernel_name: str) -> None:
         raise ValueError(f"no Jupyter kernel named {kernel_name!r}; installed kernels: {known}") from None
 
 
-def _client(nb: Any, notebook: Path, timeout: float | None, kernel_name: str) -> Any:
+def _client(nb: Any, notebook: Path, timeout: int | None, kernel_name: str) -> Any:
     from nbclient import NotebookClient
 
     return NotebookClient(
@@ -448,7 +451,11 @@ def _run_cell(client: Any, cell: Any, index: int) -> None:
 
 
 def _run_hidden(client: Any, code: str, what: str) -> dict[str, Any]:
-    """Run code that is not part of the notebook (no history entry, no cell id); parse its result."""
+    """Run code that is not part of the notebook (no history entry, no cell id); parse its result.
+
+    ``--timeout`` limits the notebook's own cells: this code (loading workbench, which imports torch;
+    saving, which may check the bundle in a fresh interpreter) runs without that limit.
+    """
     from nbclient.exceptions import CellExecutionError, DeadKernelError
     from nbformat.v4 import new_code_cell
 
@@ -456,6 +463,7 @@ def _run_hidden(client: Any, code: str, what: str) -> dict[str, Any]:
     # nbclient stores the executed cell back at its index: give it a slot of its own, then drop it.
     client.nb.cells.append(cell)
     client.kc._wb_cell_id = None
+    limit, client.timeout = client.timeout, None
     try:
         client.execute_cell(cell, len(client.nb.cells) - 1, store_history=False)
     except CellExecutionError as exc:
@@ -466,6 +474,7 @@ def _run_hidden(client: Any, code: str, what: str) -> dict[str, Any]:
         raise NotebookFailed(f"the kernel died while {what} ({exc})", error_type="DeadKernelError",
                              error_message=str(exc)) from None
     finally:
+        client.timeout = limit
         client.nb.cells.remove(cell)
     for output in cell.outputs:
         if output.get("output_type") == "stream" and output.get("name") == "stdout":

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from workbench.bundle import save
+from workbench.bundle import load, save
 
 from ._cli import REPO, call_cli, run_cli
 
@@ -203,3 +203,16 @@ def test_timeout_stops_a_slow_cell(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "cell 3 ('time.sleep(60)') did not finish within 3 seconds" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_timeout_limits_the_notebooks_cells_not_loading_workbench_or_saving(tmp_path):
+    """Loading workbench imports torch (about 2 s, more on a busy machine): that is not the notebook's cell."""
+    notebook = _notebook(tmp_path / "quick.ipynb", "from workbench import transform\nquick = transform(abs)")
+    out = tmp_path / "quick.wb"
+    result = run_cli("export", notebook, "-p", "quick", "-o", out, "--timeout", "1", "--check-inputs", "[-2]")
+    assert result.returncode == 0, result.stderr
+    assert load(out).infer_apply(-2) == 2
+    fraction = call_cli("export", notebook, "-p", "quick", "-o", tmp_path / "other.wb", "--timeout", "0.5")
+    assert fraction.returncode == 2 and "'0.5' is not a whole number" in fraction.stderr
