@@ -9,7 +9,7 @@ import cloudpickle
 import pytest
 import torch
 
-from workbench import Compose, Rollout, Try, batch, identity, same, transform, unbatch
+from workbench import Compose, Rollout, Try, batch, identity, same, step_name, transform, unbatch
 from workbench.display import describe, to_text
 from workbench.pipeline import Batch, Unbatch, output_type
 from workbench.predict import to_json
@@ -137,8 +137,8 @@ def test_a_named_node_split_into_stages_keeps_its_name():
     body = (batch >> model >> unbatch) - "body"
     pl = to_tensor >> body >> argmax
     pre, fwd, post = pl.stages
-    assert pre[-1]["body"]._wb_name == "body" and fwd["body"]._wb_name == "body"
-    assert post[0]._wb_name == "body"
+    assert step_name(pre[-1]["body"]) == "body" and step_name(fwd["body"]) == "body"
+    assert step_name(post[0]) == "body"
 
 
 # --- 4. unbatch without batch ------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_steps_are_found_by_the_variable_they_were_defined_as():
     pl = plus_one >> to_tensor >> triple >> batch >> model >> unbatch >> (times_two - "twice")
     assert pl["plus_one"] is plus_one and pl["to_tensor"] is to_tensor
     assert pl["triple"] is triple and pl["model"] is model
-    assert pl["twice"]._wb_name == "twice"
+    assert step_name(pl["twice"]) == "twice"
     with pytest.raises(KeyError) as info:
         pl["times_two"]  # the explicit name wins
     message = str(info.value)

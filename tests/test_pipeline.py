@@ -14,6 +14,7 @@ from workbench import (
     Try,
     batch,
     identity,
+    step_name,
     transform,
     unbatch,
 )
@@ -77,7 +78,7 @@ def test_operators_accept_plain_callables_on_either_side():
 
 def test_named_copy_leaves_original_untouched():
     named = plus_one - "inc"
-    assert named._wb_name == "inc" and plus_one._wb_name is None
+    assert step_name(named) == "inc" and step_name(plus_one) is None
     assert named(1) == 2
     pl = named >> times_two
     assert pl["inc"] is named
@@ -87,7 +88,7 @@ def test_indexing_slicing_len():
     pl = plus_one >> times_two >> (plus_one - "last")
     assert len(pl) == 3
     assert pl[1] is times_two
-    assert pl[-1]._wb_name == "last"
+    assert step_name(pl[-1]) == "last"
     sub = pl[1:]
     assert isinstance(sub, Compose) and len(sub) == 2 and sub(1) == 3
     with pytest.raises(KeyError, match="no step named 'nope'.*named steps: \\['last', 'plus_one', 'times_two'\\]"):

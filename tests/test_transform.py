@@ -8,7 +8,7 @@ import cloudpickle
 import pytest
 import torch
 
-from workbench import FunctionTransform, Transform, batch, same, transform, unbatch
+from workbench import FunctionTransform, Transform, batch, same, step_name, transform, unbatch
 from workbench.transform import ModuleProxy
 
 nn = transform(torch.nn)
@@ -145,7 +145,7 @@ def test_same_records_attribute_call_and_index():
 def test_copy_and_named_copy_of_layers_share_weights():
     layer = nn.Linear(2, 2)
     named = layer - "head"
-    assert named._wb_name == "head" and layer._wb_name is None
+    assert step_name(named) == "head" and step_name(layer) is None
     assert named.weight is layer.weight
 
 
@@ -155,14 +155,14 @@ def test_pickling_round_trips(dumps):
     back = pickle.loads(dumps(pl))
     x = [1.0, 2.0]
     assert torch.equal(back.infer_apply(x), pl.infer_apply(x))
-    assert back["total"]._wb_name == "total"
+    assert step_name(back["total"]) == "total"
     assert isinstance(back[2], torch.nn.Linear) and isinstance(back[2], Transform)
 
 
 def test_lambdas_pickle_with_cloudpickle():
     t = transform(lambda x: x * 3) - "triple"
     back = pickle.loads(cloudpickle.dumps(t))
-    assert back(2) == 6 and back._wb_name == "triple"
+    assert back(2) == 6 and step_name(back) == "triple"
 
 
 def test_deepcopy_gives_independent_weights():

@@ -23,19 +23,24 @@ from .pipeline import (
     Try,
     batch,
     identity,
+    step_name,
     unbatch,
 )
-from . import registry
+from . import errors, registry
 from .annotations import annotate
-from .attribution import confusion_matrix, explain, hard_examples
+from .attribution import Explanation, confusion_matrix, explain, hard_examples
 from .bundle import load, save
-from .inspector import inspect, trace
+from .errors import BundleError, CaptureError, CheckError, IntegrityError, LoadFailed
+from .inspector import Trace, inspect, trace
 from .same import same
 from .serving import serve
 from .transform import FunctionTransform, transform
 
 __version__ = "0.1.0"
 
+# The public API, listed in docs/api.md (tests/test_public_api.py compares the two). ``inspect`` is
+# not in it although ``workbench.inspect`` is public: ``from workbench import *`` must not replace
+# the standard library's ``inspect`` module in the caller's namespace.
 __all__ = [
     "transform",
     "Transform",
@@ -54,17 +59,24 @@ __all__ = [
     "IfEval",
     "IfInfer",
     "Try",
+    "step_name",
     "current_mode",
     "annotate",
     "registry",
     "explain",
+    "Explanation",
     "hard_examples",
     "confusion_matrix",
     "trace",
-    "inspect",
+    "Trace",
     "save",
     "load",
     "serve",
+    "BundleError",
+    "CaptureError",
+    "IntegrityError",
+    "CheckError",
+    "LoadFailed",
 ]
 
 

@@ -64,7 +64,7 @@ def _add_info(sub: Any) -> None:
 
 def _run_info(args: argparse.Namespace) -> int:
     from .bundle import snapshot as _snapshot
-    from .bundle.errors import IntegrityError
+    from .errors import IntegrityError
     from .bundle.info import render_info
 
     if args.expect is not None:

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .errors import ExportError, NotebookFailed, PipelineNotFound, SaveFailed
+
 __all__ = [
     "ExportError",
     "NotebookFailed",
@@ -57,41 +59,6 @@ __all__ = [
 
 _RESULT_MARKER = "@@workbench-export-result@@ "
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-class ExportError(Exception):
-    """Base of the errors :func:`export_notebook` raises after the notebook started running."""
-
-
-class NotebookFailed(ExportError):
-    """A cell raised, timed out, or the kernel died; ``cell`` is the 1-based position in the notebook."""
-
-    def __init__(self, message: str, *, cell: int | None = None, first_line: str = "",
-                 error_type: str = "", error_message: str = "", traceback: str = ""):
-        super().__init__(message)
-        self.cell = cell
-        self.first_line = first_line
-        self.error_type = error_type
-        self.error_message = error_message
-        self.traceback = traceback
-
-
-class PipelineNotFound(ExportError):
-    """No registered pipeline and no pipeline variable of that name after the notebook ran."""
-
-    def __init__(self, message: str, *, registered: list[str], variables: list[str]):
-        super().__init__(message)
-        self.registered = registered
-        self.variables = variables
-
-
-class SaveFailed(ExportError):
-    """``save`` raised in the kernel (it refused to capture something, or the check failed)."""
-
-    def __init__(self, message: str, *, error_type: str = "", traceback: str = ""):
-        super().__init__(message)
-        self.error_type = error_type
-        self.traceback = traceback
 
 
 @dataclass

@@ -64,6 +64,7 @@ __all__ = [
     "Try",
     "Device",
     "output_type",
+    "step_name",
 ]
 
 PREPROCESS, FORWARD, POSTPROCESS = 0, 1, 2
@@ -102,6 +103,22 @@ class _computed:
                 if self.name in found:
                     return found[self.name]
         return self.fn(obj)
+
+
+def step_name(step: "Transform") -> str | None:
+    """The name given to ``step`` with ``step - "name"``; ``None`` for a step without one.
+
+    A function rather than an attribute, so that it never collides with the attributes of the user
+    classes and layers that :func:`workbench.transform` mixes ``Transform`` into.
+
+    >>> from workbench import transform
+    >>> inc = transform(lambda x: x + 1)
+    >>> step_name(inc - "inc"), step_name(inc)
+    ('inc', None)
+    """
+    if not isinstance(step, Transform):
+        raise TypeError(f"step_name needs a workbench step or pipeline, got {type(step).__name__}")
+    return step._wb_name
 
 
 class Transform:

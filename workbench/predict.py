@@ -31,6 +31,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence, TextIO
 
+from .errors import EncodeError, InputError, NamesError
+
 __all__ = [
     "InputError",
     "EncodeError",
@@ -52,14 +54,6 @@ __all__ = [
 NON_FINITE_CHOICES = ("string", "null", "error")
 AS_TYPE_CHOICES = ("json", "tensor", "numpy")
 _NON_FINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-
-
-class InputError(ValueError):
-    """An input could not be read or decoded; the message names the argument or the file and line."""
-
-
-class EncodeError(TypeError):
-    """An output cannot be written as JSON; the message names the type and its place in the output."""
 
 
 def parse_inputs(texts: Sequence[str], *, where: str = "argument") -> list[Any]:
@@ -218,10 +212,6 @@ def predict(pipeline: Any, inputs: Sequence[Any], *, batch_size: int | None = No
             yield from uncollate(output)
         else:
             yield output
-
-
-class NamesError(ValueError):
-    """An output cannot be given class names (``--names``); the message names the input and the output."""
 
 
 def with_names(output: Any, names: Sequence[str], where: str = "input 1") -> Any:

@@ -46,7 +46,7 @@ from ray import serve
 from workbench.apply import ApplyIterator
 from workbench.bundle import manifest as _manifest
 from workbench.bundle import snapshot as _snapshot
-from workbench.bundle.errors import IntegrityError
+from workbench.errors import IntegrityError
 from workbench.bundle.reader import load
 from workbench.bundle.writer import save
 from workbench.collate import uncollate

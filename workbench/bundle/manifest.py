@@ -155,7 +155,7 @@ def parse(raw: bytes, where: str) -> dict[str, Any]:
     >>> parse(b'{"format": "workbench-bundle"}', "b")
     Traceback (most recent call last):
     ...
-    workbench.bundle.errors.IntegrityError: bundle b: manifest.json has no valid format_version (expected 1, found None)
+    workbench.errors.IntegrityError: bundle b: manifest.json has no valid format_version (expected 1, found None)
     """
     try:
         data = json.loads(raw.decode("utf-8"))

@@ -23,21 +23,12 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from ..errors import HomePathWarning, LargeDataWarning
+
 __all__ = ["GlobalEntry", "CaptureReport", "LargeDataWarning", "HomePathWarning", "MAX_DATA_BYTES", "format_bytes",
            "Ledger"]
 
 MAX_DATA_BYTES = 10_000_000
-
-
-class LargeDataWarning(UserWarning):
-    """A global value above ``max_data_bytes`` goes into a bundle (name, reading step and size in the message)."""
-
-
-class HomePathWarning(UserWarning):
-    """A string the pipeline holds as data contains a path in the author's home directory.
-
-    The bundle must store it (the code may use it), so it says so rather than hide or rewrite it.
-    """
 
 
 def format_bytes(n: int) -> str:

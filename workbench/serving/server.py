@@ -24,15 +24,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..errors import LoadFailed
 from .app import Service, Settings, _describe, build_app
 
 __all__ = ["run", "serve", "Server", "LoadFailed"]
 
 _CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
-
-
-class LoadFailed(RuntimeError):
-    """The pipeline could not be loaded or failed its warm-up; the server did not start serving."""
 
 
 def run(bundle: str | os.PathLike[str], settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
