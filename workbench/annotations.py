@@ -43,11 +43,11 @@ def annotate(pipeline: "Transform", *, class_names: Sequence[Any] | None = None,
 
     >>> pl = annotate(pl, class_names=["neg", "pos"], vocab=word_to_id)  # doctest: +SKIP
     """
-    from .pipeline import Transform, _Marker
+    from .pipeline import Batch, Transform, Unbatch
 
     if not isinstance(pipeline, Transform):
         raise TypeError(f"annotate needs a workbench pipeline or step, got {type(pipeline).__name__}")
-    if isinstance(pipeline, _Marker):
+    if isinstance(pipeline, (Batch, Unbatch)):
         raise TypeError(f"'{pipeline._wb_kind()}' is a stage marker shared by every pipeline; annotate the pipeline "
                         "or its model step instead")
     given: dict[str, Any] = {}

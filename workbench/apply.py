@@ -23,14 +23,25 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .collate import _DEVICE, describe_shapes, device_scope, to_device, uncollate
-from .mode import _MODE
-from .pipeline import FORWARD, POSTPROCESS, PREPROCESS, Compose, Transform, _annotate, refresh_note
+from ._running import (
+    DEVICE,
+    MODE,
+    Indexed,
+    Join,
+    Scope,
+    batch_marker,
+    mark_item,
+    parts,
+    set_grad_enabled,
+    span,
+    step_failed,
+    step_of,
+    target_device,
+)
+from .collate import to_device, uncollate
+from .pipeline import FORWARD, POSTPROCESS, PREPROCESS, Transform
 
 __all__ = ["infer_apply", "eval_apply", "train_apply", "ApplyIterator"]
-
-# torch.set_grad_enabled is a context-manager class; the plain switch avoids building one per call.
-_set_grad_enabled = torch._C._set_grad_enabled
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -39,27 +50,27 @@ _short.maxother = 60
 
 def infer_apply(pipeline: Transform, x: Any) -> Any:
     """``pipeline`` on one item in infer mode, without grad; ``batch`` makes a batch of one."""
-    # Written out rather than with _Scope: this is the per-call overhead users pay on every item.
+    # Written out rather than with Scope: this is the per-call overhead users pay on every item.
     run = pipeline._wb_entry()
-    device = _target_device(pipeline)
-    mode_token = _MODE.set("infer")
-    device_token = _DEVICE.set(device) if device is not None else None
+    device = target_device(pipeline)
+    mode_token = MODE.set("infer")
+    device_token = DEVICE.set(device) if device is not None else None
     grad_before = torch.is_grad_enabled()
     if grad_before:
-        _set_grad_enabled(False)
+        set_grad_enabled(False)
     try:
         if device_token is not None and pipeline._wb_entry_stage() == FORWARD:
             x = to_device(x)  # no batch step to move it: the input goes to the layers' device first
         return run(x)
     except Exception as exc:
-        _mark_item(exc, f"input {_short.repr(x)}")
+        mark_item(exc, f"input {_short.repr(x)}")
         raise
     finally:
         if grad_before:
-            _set_grad_enabled(True)
+            set_grad_enabled(True)
         if device_token is not None:
-            _DEVICE.reset(device_token)
-        _MODE.reset(mode_token)
+            DEVICE.reset(device_token)
+        MODE.reset(mode_token)
 
 
 def eval_apply(pipeline: Transform, xs: Any, *, batch_size: int = 64, num_workers: int = 0,
@@ -91,16 +102,16 @@ class ApplyIterator:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.pipeline = pipeline
         self.xs = xs if hasattr(xs, "__getitem__") and hasattr(xs, "__len__") else list(xs)
-        (pre, fwd, post), end = pipeline._wb_parts()
+        (pre, fwd, post), end = parts(pipeline)
         # Without batch nothing is collated: the items go through forward (and postprocess) one by one.
         self.batched = pipeline._wb_entry_stage() == PREPROCESS
         self.per_item = end == POSTPROCESS or not self.batched
         self._pre = pre._wb_callable() if pre is not None else None
         self._fwd = fwd._wb_callable() if fwd is not None else None
         self._post = post._wb_callable() if post is not None else None
-        # The per-item stages, called step-direct in this process (see _step_of).
-        self._pre_step, self._pre_node = _step_of(pre)
-        self._post_step, self._post_node = _step_of(post)
+        # The per-item stages, called step-direct in this process (see step_of).
+        self._pre_step, self._pre_node = step_of(pre)
+        self._post_step, self._post_node = step_of(post)
         self.mode, self.grad = mode, grad
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         options = dict(loader_options)
@@ -116,8 +127,8 @@ class ApplyIterator:
                 "batch.collate(fn) (or batch.pad(value=0) for tensors of different lengths) in the "
                 "pipeline in place of batch")
         self._loader_options = options
-        self._join: Callable[..., Any] = _Join(*pipeline._wb_batch_marker()) if self.batched else list
-        self._device = _target_device(pipeline)
+        self._join: Callable[..., Any] = Join(*batch_marker(pipeline)) if self.batched else list
+        self._device = target_device(pipeline)
         self._len = self._count()
         self._current: Iterator[Any] | None = None
 
@@ -171,7 +182,7 @@ class ApplyIterator:
             # What dataset[i] does, inlined: this loop's cost is paid on every item.
             xs, pre, node = self.xs, self._pre_step, self._pre_node
             for indices in index_batches:
-                with _Scope(self.mode, self.grad, None):
+                with Scope(self.mode, self.grad, None):
                     if pre is None:
                         items = [xs[i] for i in indices]
                     else:
@@ -182,7 +193,7 @@ class ApplyIterator:
                             try:
                                 append(pre(x))
                             except Exception as exc:
-                                _step_failed(exc, node, f"item {i}")
+                                step_failed(exc, node, f"item {i}")
                                 raise
                     joined = join(items, indices) if self.batched else join(items)
                 yield joined
@@ -213,7 +224,7 @@ class ApplyIterator:
 
     def _finish(self, indices: list[int], batch: Any) -> list[Any]:
         """Forward and postprocess one preprocessed batch; a list of items (or the one batch)."""
-        with _Scope(self.mode, self.grad, self._device):
+        with Scope(self.mode, self.grad, self._device):
             if not self.batched:
                 return self._unbatched(indices, batch)
             batch = to_device(batch)
@@ -221,7 +232,7 @@ class ApplyIterator:
                 try:
                     batch = self._fwd(batch)
                 except Exception as exc:
-                    _mark_item(exc, f"the batch of items {_span(indices)}")
+                    mark_item(exc, f"the batch of items {span(indices)}")
                     raise
             if not self.per_item:
                 return [batch]
@@ -238,7 +249,7 @@ class ApplyIterator:
                 try:
                     append(post(item))
                 except Exception as exc:
-                    _step_failed(exc, node, f"item {i}")
+                    step_failed(exc, node, f"item {i}")
                     raise
             return out
 
@@ -252,56 +263,10 @@ class ApplyIterator:
                 for stage in stages:
                     x = stage(x)
             except Exception as exc:
-                _mark_item(exc, f"item {i}")
+                mark_item(exc, f"item {i}")
                 raise
             out.append(x)
         return out
-
-
-class _Join:
-    """The pipeline's batch marker collating a list of preprocessed items, with the workbench note
-    (the marker's step, the item indices and the shapes that disagreed) on failure.
-
-    Inside a DataLoader the items arrive wrapped with their indices (:class:`_Indexed`), so that the
-    note names the items in worker processes too.
-    """
-
-    def __init__(self, path: tuple[int, ...], marker: Any):
-        self.path, self.marker = path, marker
-
-    def __call__(self, items: list[Any], indices: list[int] | None = None) -> Any:
-        if indices is None and items and isinstance(items[0], _Indexed):
-            indices = [e.index for e in items]
-            items = [e.item for e in items]
-        try:
-            return self.marker._wb_collate(items)
-        except Exception as exc:
-            _collate_failed(exc, self.path, self.marker, items, indices)
-            raise
-
-
-class _Indexed:
-    """A preprocessed item with its index, as a DataLoader worker hands it to the collate step."""
-
-    __slots__ = ("index", "item")
-
-    def __init__(self, index: int, item: Any):
-        self.index, self.item = index, item
-
-
-def _collate_failed(exc: BaseException, path: tuple[int, ...], marker: Any, items: list[Any],
-                    indices: list[int] | None) -> None:
-    try:
-        exc._wb_path = list(path)  # type: ignore[attr-defined]
-        exc._wb_step = marker._wb_title()  # type: ignore[attr-defined]
-    except AttributeError:
-        return
-    where = indices if indices is not None else list(range(len(items)))
-    shapes = describe_shapes(items, where)
-    hint = ""
-    if shapes and marker._wb_collate_fn is None and marker._wb_padding is None:
-        hint = "; for items of different lengths use batch.pad(value=0) or batch.collate(fn)"
-    _mark_item(exc, f"the batch of items {_span(where)}" + (f": {shapes}" if shapes else "") + hint)
 
 
 class _PreprocessDataset(torch.utils.data.Dataset):
@@ -315,16 +280,16 @@ class _PreprocessDataset(torch.utils.data.Dataset):
         return len(self.xs)
 
     def __getitem__(self, i: int) -> Any:
-        if _MODE.get() != self.mode:  # in a worker process: adopt the run's mode for good
-            _MODE.set(self.mode)
+        if MODE.get() != self.mode:  # in a worker process: adopt the run's mode for good
+            MODE.set(self.mode)
         x = self.xs[i]
         if self.pre is not None:
             try:
                 x = self.pre(x)
             except Exception as exc:
-                _mark_item(exc, f"item {i}")
+                mark_item(exc, f"item {i}")
                 raise
-        return _Indexed(i, x) if self.with_indices else x
+        return Indexed(i, x) if self.with_indices else x
 
     def __reduce__(self) -> Any:
         # Workers started with spawn unpickle the dataset: lambdas and notebook functions need cloudpickle.
@@ -339,67 +304,6 @@ def _load_dataset(payload: bytes, with_indices: bool = False) -> _PreprocessData
     dataset = _PreprocessDataset(*pickle.loads(payload))
     dataset.with_indices = with_indices
     return dataset
-
-
-class _Scope:
-    """Sets mode, grad mode and target device for a block of work, restoring them on exit."""
-
-    __slots__ = ("mode", "grad", "device", "_tokens", "_grad_before")
-
-    def __init__(self, mode: str, grad: bool, device: torch.device | None):
-        self.mode, self.grad, self.device = mode, grad, device
-
-    def __enter__(self) -> None:
-        self._tokens = (_MODE.set(self.mode), device_scope(self.device))
-        self._tokens[1].__enter__()
-        self._grad_before = torch.is_grad_enabled()
-        _set_grad_enabled(self.grad)
-
-    def __exit__(self, *exc: Any) -> None:
-        _set_grad_enabled(self._grad_before)
-        self._tokens[1].__exit__()
-        _MODE.reset(self._tokens[0])
-
-
-def _target_device(pipeline: Transform) -> torch.device | None:
-    """Where batches must go: the device of the first parameter, ``None`` when that is the CPU."""
-    tensor = pipeline._wb_lead_tensor()
-    return tensor.device if tensor is not None and not tensor.is_cpu else None  # is_cpu: the same test, ~5 us cheaper
-
-
-def _step_of(stage: Transform | None) -> tuple[Callable[[Any], Any] | None, Compose | None]:
-    """A per-item stage as (callable, node to annotate errors with).
-
-    A stage of one step is ``Compose([step])`` (it keeps the step's position for error notes);
-    calling the step directly saves a frame per item, and ``_step_failed`` adds the note the
-    ``Compose`` would have added.
-    """
-    if stage is None:
-        return None, None
-    if type(stage) is Compose and len(stage._children) == 1:
-        return stage._children[0]._wb_callable(), stage
-    return stage._wb_callable(), None
-
-
-def _step_failed(exc: BaseException, node: Compose | None, item: str) -> None:
-    if node is not None:
-        _annotate(exc, node, 0)
-    _mark_item(exc, item)
-
-
-def _mark_item(exc: BaseException, item: str) -> None:
-    if getattr(exc, "_wb_item", None) is None:
-        try:
-            exc._wb_item = item  # type: ignore[attr-defined]
-        except AttributeError:
-            return
-        refresh_note(exc)
-
-
-def _span(indices: list[int]) -> str:
-    if len(indices) > 6:
-        return f"{indices[0]}, {indices[1]}, ..., {indices[-1]} ({len(indices)} items)"
-    return ", ".join(map(str, indices))
 
 
 def _progress_bar(total: int, mode: str) -> Any:

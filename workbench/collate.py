@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-__all__ = ["collate", "pad_collate", "uncollate", "to_device", "device_scope", "describe_shapes"]
+__all__ = ["collate", "pad_collate", "uncollate", "to_device", "move", "device_scope", "describe_shapes"]
 
 _DEVICE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("workbench_device", default=None)
 
@@ -148,19 +148,20 @@ def to_device(batch: Any) -> Any:
     device = _DEVICE.get()
     if device is None:
         return batch
-    return _move(batch, device)
+    return move(batch, device)
 
 
-def _move(batch: Any, device: torch.device) -> Any:
+def move(batch: Any, device: torch.device) -> Any:
+    """``batch`` with its tensors (inside tuples, named tuples, lists and dicts) on ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, tuple):
-        moved = [_move(b, device) for b in batch]
+        moved = [move(b, device) for b in batch]
         return type(batch)(*moved) if hasattr(batch, "_fields") else tuple(moved)
     if isinstance(batch, list):
-        return [_move(b, device) for b in batch]
+        return [move(b, device) for b in batch]
     if isinstance(batch, dict):
-        return {k: _move(v, device) for k, v in batch.items()}
+        return {k: move(v, device) for k, v in batch.items()}
     return batch
 
 

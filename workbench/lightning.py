@@ -32,9 +32,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
-from .apply import _Join, _mark_item, _step_failed, _step_of
+from ._running import MODE, Join, batch_marker, mark_item, parts, step_failed, step_of
 from .collate import collate, uncollate
-from .mode import _MODE, MODES
+from .mode import MODES
 from .pipeline import POSTPROCESS, Transform
 
 __all__ = ["PipelineModule", "SaveBundle"]
@@ -161,18 +161,18 @@ class PipelineModule(L.LightningModule):
         post, node = self._post
         if post is None:
             return items
-        token = _MODE.set("eval")
+        token = MODE.set("eval")
         try:
             out = []
             for i, item in enumerate(items):
                 try:
                     out.append(post(item))
                 except Exception as exc:
-                    _step_failed(exc, node, f"item {i} of predict batch {batch_idx}")
+                    step_failed(exc, node, f"item {i} of predict batch {batch_idx}")
                     raise
             return out
         finally:
-            _MODE.reset(token)
+            MODE.reset(token)
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         inputs, targets = batch
@@ -191,14 +191,14 @@ class PipelineModule(L.LightningModule):
         forward, node = self._fwd
         if forward is None:
             return inputs
-        token = _MODE.set(mode)
+        token = MODE.set(mode)
         try:
             return forward(inputs)
         except Exception as exc:
-            _step_failed(exc, node, f"a batch of {_batch_size(inputs)} items ({mode} mode)")
+            step_failed(exc, node, f"a batch of {_batch_size(inputs)} items ({mode} mode)")
             raise
         finally:
-            _MODE.reset(token)
+            MODE.reset(token)
 
     # --- optimisation ------------------------------------------------------------------------------
 
@@ -362,15 +362,15 @@ _Stage = tuple[Callable[[Any], Any] | None, Any]
 
 def _stages(pipeline: Transform) -> tuple[_Stage, _Stage, _Stage, Callable[[list[Any]], Any], bool]:
     """Preprocess, forward and postprocess as ``(callable, node to note errors with)`` (see
-    ``apply._step_of``), the inputs' collate, and whether the pipeline has ``unbatch``.
+    ``_running.step_of``), the inputs' collate, and whether the pipeline has ``unbatch``.
 
     Without ``batch`` there is no preprocessing: the inputs are collated with ``default_collate``
     and the pipeline (up to ``unbatch``, if any) is the forward stage.
     """
-    (pre, fwd, post), end = pipeline._wb_parts()
-    marker = pipeline._wb_batch_marker()
-    join = _Join(*marker) if marker is not None else collate
-    return _step_of(pre), _step_of(fwd), _step_of(post), join, end == POSTPROCESS
+    (pre, fwd, post), end = parts(pipeline)
+    marker = batch_marker(pipeline)
+    join = Join(*marker) if marker is not None else collate
+    return step_of(pre), step_of(fwd), step_of(post), join, end == POSTPROCESS
 
 
 def _items(items: Any, name: str) -> Any:
@@ -388,7 +388,7 @@ def _items(items: Any, name: str) -> Any:
 class _PreprocessedItems(Dataset):
     """Item ``i`` through the pipeline's preprocessing (and the target function), in ``mode``.
 
-    ``pre`` is ``(callable, node)`` as ``apply._step_of`` gives it: a one-step stage is called directly.
+    ``pre`` is ``(callable, node)`` as ``_running.step_of`` gives it: a one-step stage is called directly.
     """
 
     def __init__(self, items: Any, pre: _Stage, target: Callable[[Any], Any] | None,
@@ -409,22 +409,22 @@ class _PreprocessedItems(Dataset):
         else:
             x, y = item, None
         pre, node = self.pre
-        token = _MODE.set(self.mode)
+        token = MODE.set(self.mode)
         try:
             if pre is not None:
                 try:
                     x = pre(x)
                 except Exception as exc:
-                    _step_failed(exc, node, f"item {i} of {self.name}")
+                    step_failed(exc, node, f"item {i} of {self.name}")
                     raise
             if self.target is not None:
                 try:
                     y = self.target(y)
                 except Exception as exc:
-                    _mark_item(exc, f"the target of item {i} of {self.name}")
+                    mark_item(exc, f"the target of item {i} of {self.name}")
                     raise
         finally:
-            _MODE.reset(token)
+            MODE.reset(token)
         return (x, y) if self.targets else x
 
     def __reduce__(self) -> Any:

@@ -43,6 +43,7 @@ import ray
 import ray.data
 from ray import serve
 
+from workbench._running import has_note, item_of, mark_item
 from workbench.apply import ApplyIterator
 from workbench.bundle import manifest as _manifest
 from workbench.bundle import snapshot as _snapshot
@@ -50,7 +51,7 @@ from workbench.errors import IntegrityError
 from workbench.bundle.reader import load
 from workbench.bundle.writer import save
 from workbench.collate import uncollate
-from workbench.pipeline import Transform, refresh_note
+from workbench.pipeline import Transform
 
 __all__ = ["map_batches", "eval_apply", "deployment", "actor_resources", "BundleShipment", "ship"]
 
@@ -215,16 +216,15 @@ _ITEM = re.compile(r"item (\d+)$")
 
 def _name_rows(exc: BaseException, batch: dict[str, Any], size: int) -> None:
     """Replace the position in a Ray batch that an error names with the row itself (all its columns)."""
-    item = getattr(exc, "_wb_item", None)
+    item = item_of(exc)
     if item is None:
         return
     match = _ITEM.match(item)
     if match:
         i = int(match.group(1))
-        exc._wb_item = f"row {_short.repr(_row(batch, i))}"  # type: ignore[attr-defined]
+        mark_item(exc, f"row {_short.repr(_row(batch, i))}", replace=True)
     else:
-        exc._wb_item = f"a batch of {size} rows starting with row {_short.repr(_row(batch, 0))}"  # type: ignore[attr-defined]
-    refresh_note(exc)
+        mark_item(exc, f"a batch of {size} rows starting with row {_short.repr(_row(batch, 0))}", replace=True)
 
 
 def _row(batch: dict[str, Any], i: int) -> dict[str, Any]:
@@ -407,8 +407,7 @@ def _user_error(exc: BaseException) -> BaseException | None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        marked = getattr(current, "_wb_item", None) is not None or getattr(current, "_wb_path", None) is not None
-        if marked and not isinstance(current, ray.exceptions.RayError):
+        if has_note(current) and not isinstance(current, ray.exceptions.RayError):
             return current
         todo.extend([getattr(current, "cause", None), current.__cause__, current.__context__])
     return None

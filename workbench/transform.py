@@ -34,7 +34,8 @@ import sys
 import types
 from typing import Any, Callable
 
-from .mode import _MODE, LAYER_MODES
+from ._running import MODE
+from .mode import LAYER_MODES
 from .pipeline import Transform
 
 __all__ = ["transform", "FunctionTransform", "ModuleProxy"]
@@ -179,7 +180,7 @@ def _module_callable(self: Any) -> Callable[[Any], Any]:
     run = LAYER_MODES.run
 
     def run_layer(x: Any) -> Any:
-        return run(self, _MODE.get() == "train", call, x)
+        return run(self, MODE.get() == "train", call, x)
 
     return run_layer
 

@@ -21,7 +21,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from ..collate import _move
+from .._running import batch_marker, parts
+from ..collate import move
 from ..mode import apply_mode
 from ..pipeline import PREPROCESS, Transform, identity
 from .methods import AttributionMethod, get_method, method_names
@@ -264,7 +265,7 @@ def padding_id(pipeline: Transform) -> int | None:
     embedding = first_embedding(pipeline)
     if embedding is not None and embedding.padding_idx is not None:
         return int(embedding.padding_idx)
-    found = pipeline._wb_batch_marker()
+    found = batch_marker(pipeline)
     value = found[1]._wb_padding if found is not None else None
     return int(value) if value is not None and float(value).is_integer() else None
 
@@ -286,14 +287,14 @@ def prepare(pipeline: Transform, x: Any) -> _Prepared:
     if pipeline._wb_entry_stage() != PREPROCESS:
         raise ValueError("explain needs a pipeline with a batch step: the forward stage (between batch and "
                          "unbatch) is what gets explained, e.g. preprocess >> batch >> model")
-    (pre, fwd, _), _ = pipeline._wb_parts()
+    (pre, fwd, _), _ = parts(pipeline)
     with apply_mode("infer"):
         try:
             item = pre._wb_callable()(x) if pre is not None else x
         except Exception as exc:
             exc.add_note("workbench: explain failed in the preprocessing stage")
             raise
-    batched = _move(pipeline._wb_batch_marker()[1]._wb_collate([item]), pipeline.device)
+    batched = move(batch_marker(pipeline)[1]._wb_collate([item]), pipeline.device)
     if isinstance(batched, list):
         batched = tuple(batched)
     for t in _tensors(batched):

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
+from .._running import batch_marker
 from ..pipeline import Transform
 from .summary import ImageLayout, Summary, TopK, image_layout, leaves, summarize, text_of, top_k
 from .tracing import StepInfo, Trace, _run, pipeline_steps
@@ -293,7 +294,7 @@ class InspectorState:
 
     def _feature_stage(self) -> bool:
         """Whether the shown step's vectors are feature rows: it preprocesses, before a batched forward stage."""
-        return self.step.stage == "preprocess" and self.pipeline._wb_batch_marker() is not None
+        return self.step.stage == "preprocess" and batch_marker(self.pipeline) is not None
 
     def tokens(self, index: int | None = None) -> list[tuple[str, bool]] | None:
         """``[(token, is_padding)]`` when the shown value is token ids and a vocabulary is known."""

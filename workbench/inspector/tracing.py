@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence, overload
 import numpy as np
 import torch
 
-from ..apply import _mark_item, _Scope, _target_device
+from .._running import Scope, mark_item, target_device
 from ..collate import to_device
 from ..display import kind_of, label_of
 from ..pipeline import PREPROCESS, STAGE_NAMES, Batch, Transform, Unbatch, _Composite
@@ -300,11 +300,11 @@ def _run(pipeline: Transform, x: Any, layers: bool, steps: list[StepInfo] | None
     recorder.batched = pipeline._wb_entry_stage() == PREPROCESS
     handles = recorder.attach_hooks(pipeline) if layers else []
     try:
-        with _Scope("infer", False, _target_device(pipeline)):
+        with Scope("infer", False, target_device(pipeline)):
             try:
                 out = recorder.run(pipeline, to_device(x) if not recorder.batched else x, ())
             except Exception as exc:
-                _mark_item(exc, f"input {_short.repr(x)}")
+                mark_item(exc, f"input {_short.repr(x)}")
                 return Trace(recorder.records, x, None, exc)
     finally:
         for handle in handles:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..apply import _Scope, _mark_item, _step_failed, _step_of, _target_device
+from .._running import Scope, batch_marker, mark_item, split, step_failed, step_of, target_device
 from ..collate import collate, to_device, uncollate
 from ..pipeline import FORWARD, POSTPROCESS, PREPROCESS, STAGE_NAMES, Transform, Unbatch
 
@@ -51,23 +51,23 @@ class BatchRunner:
     def __init__(self, pipeline: Transform):
         self.pipeline = pipeline
         nodes = list(pipeline._wb_walk())
-        marker = pipeline._wb_batch_marker()
+        marker = batch_marker(pipeline)
         self.batchable = marker is not None
         # The pipeline's own batch step collates (batch, batch.pad(...), batch.collate(fn)), as infer_apply does.
         self._collate = marker[1]._wb_collate if marker is not None else collate
         # Without unbatch, infer_apply answers a batch of one.
         self.per_item_output = any(isinstance(n, Unbatch) for n in nodes)
-        (pre, fwd, post), _ = pipeline._wb_split(PREPROCESS)
-        self._pre, self._pre_node = _step_of(pre)
+        (pre, fwd, post), _ = split(pipeline, PREPROCESS)
+        self._pre, self._pre_node = step_of(pre)
         self._fwd = fwd._wb_callable() if fwd is not None else None
-        self._post, self._post_node = _step_of(post)
+        self._post, self._post_node = step_of(post)
 
     def run(self, inputs: Sequence[Any]) -> list[Result]:
         """One :class:`Result` per input, in order; never raises for an input's failure."""
         if not self.batchable:
             return [self._whole(x) for x in inputs]
         results = [Result() for _ in inputs]
-        with _Scope("infer", False, _target_device(self.pipeline)):
+        with Scope("infer", False, target_device(self.pipeline)):
             items, where = self._preprocess(inputs, results)
             if items:
                 try:
@@ -100,7 +100,7 @@ class BatchRunner:
                 items.append(pre(x))
                 where.append(i)
             except Exception as exc:
-                _step_failed(exc, node, "this input")
+                step_failed(exc, node, "this input")
                 results[i] = Result(error=exc, stage=STAGE_NAMES[PREPROCESS])
         return items, where
 
@@ -114,7 +114,7 @@ class BatchRunner:
             try:
                 batch = self._fwd(batch)
             except Exception as exc:
-                _mark_item(exc, "this input" if len(items) == 1 else f"a batch of {len(items)}")
+                mark_item(exc, "this input" if len(items) == 1 else f"a batch of {len(items)}")
                 raise _BatchFailed(exc, getattr(exc, "_wb_step", None)) from exc
         try:
             outputs = uncollate(batch)
@@ -134,7 +134,7 @@ class BatchRunner:
             try:
                 results[i] = Result(value=post(output))
             except Exception as exc:
-                _step_failed(exc, node, "this input")
+                step_failed(exc, node, "this input")
                 results[i] = Result(error=exc, stage=STAGE_NAMES[POSTPROCESS])
 
 
