@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from ._text import shorten
 from .pipeline import STAGE_NAMES, Batch, Transform, Unbatch, _Composite
 
 __all__ = ["MIME_TYPE", "describe", "kind_of", "label_of", "to_text", "tree_text", "to_html", "mimebundle"]
@@ -94,7 +95,7 @@ def label_of(t: Transform) -> str:
     if _is_layer(t):  # Linear(in_features=8, ...)
         label = f"{label}({t.extra_repr()})"
     label = " ".join(label.split())
-    return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1] + "…"
+    return shorten(label, _MAX_LABEL)
 
 
 def _params(t: Transform) -> int:

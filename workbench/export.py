@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ._text import shorten
 from .errors import ExportError, NotebookFailed, PipelineNotFound, SaveFailed
 
 __all__ = [
@@ -253,8 +254,7 @@ _SKIPPED_MARK = "is the output of the running `workbench export`"
 
 
 def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+    return repr(shorten(" ".join(text.split()), limit, "..."))
 
 
 def _run_notebook(client: Any, nb: Any, code_cells: list[int], env: dict[str, str], kernel_log: Any, name: str,
@@ -465,7 +465,7 @@ def _clean(text: str) -> str:
 def _first_line(source: str, limit: int = 60) -> str:
     lines = [line.strip() for line in source.splitlines() if line.strip()]
     line = lines[0] if lines else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return shorten(line, limit, "...")
 
 
 def _write_notebook(nb: Any, path: Path) -> None:
@@ -504,27 +504,13 @@ def _find_and_save(name: str, out: str, *, overwrite: bool, check: bool, check_i
     from IPython import get_ipython
 
     from . import registry
-    from .pipeline import Batch, Identity, Transform, Unbatch
 
     namespace = get_ipython().user_ns
-    if name in registry.names():
-        pipeline, found_in = registry.get(name), "registry"
-    elif isinstance(namespace.get(name), Transform):
-        pipeline, found_in = namespace[name], "variable"
-    else:
-        registered = registry.names()
-        variables = sorted(
-            key for key, value in namespace.items()
-            if not key.startswith("_") and isinstance(value, Transform)
-            and not isinstance(value, (Batch, Unbatch, Identity))
-        )
-        what = "" if name not in namespace else f" ({name!r} is a {type(namespace[name]).__name__}, not a pipeline)"
-        message = (
-            f"no pipeline named {name!r} in the notebook{what}; "
-            f"registered pipelines: {', '.join(registered) or 'none'}; "
-            f"pipeline variables: {', '.join(variables) or 'none'}"
-        )
-        return {"ok": False, "kind": "missing", "message": message, "registered": registered, "variables": variables}
+    try:
+        pipeline, found_in = registry.lookup(name, namespace)
+    except PipelineNotFound as exc:
+        return {"ok": False, "kind": "missing", "message": str(exc), "registered": exc.registered,
+                "variables": exc.variables}
     inputs = _check_inputs(name, namespace, check_inputs) if check else None
     from .bundle import save
 

@@ -27,9 +27,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import registry, tracking
-from .pipeline import Batch, Compose, Identity, Transform, Unbatch
-
-_MARKERS = (Batch, Unbatch, Identity)
+from ._text import article, shorten
+from .errors import PipelineNotFound
+from .pipeline import Compose, Transform
 
 __all__ = ["PipelineMagics", "summarize"]
 
@@ -65,7 +65,7 @@ class PipelineMagics(Magics):
             text = ast.get_source_segment(transformed, tree.body[-1]) if tree.body else ""
             raise UsageError(
                 f"%%pipeline {name}: the cell must end with an expression that builds the pipeline; "
-                f"its last statement is {_article(what)} {what} statement"
+                f"its last statement is {article(what)} {what} statement"
                 + (f" ({_first_line(text)!r})" if text else "")
             )
         body = ast.Module(body=tree.body[:-1], type_ignores=[])
@@ -177,23 +177,12 @@ def _parse(magic: Any, line: str) -> Any:
 
 
 def resolve(name: str, namespace: dict[str, Any]) -> Transform:
-    """The pipeline called ``name``: registered first, then a notebook variable; a clear error otherwise."""
-    if name in registry.names():
-        return registry.get(name)
-    if name in namespace:
-        value = namespace[name]
-        if isinstance(value, Transform):
-            return value
-        raise UsageError(f"{name!r} is {_describe_value(value)}, not a workbench pipeline")
-    variables = sorted(
-        key
-        for key, value in namespace.items()
-        if not key.startswith("_") and isinstance(value, Transform) and not isinstance(value, _MARKERS)
-    )
-    raise UsageError(
-        f"no pipeline named {name!r}; registered pipelines: {', '.join(registry.names()) or 'none'}; "
-        f"pipeline variables in the notebook: {', '.join(variables) or 'none'}"
-    )
+    """The pipeline called ``name``: registered first, then a notebook variable (:func:`registry.lookup`);
+    a usage error listing what exists otherwise."""
+    try:
+        return registry.lookup(name, namespace)[0]
+    except PipelineNotFound as exc:
+        raise UsageError(str(exc)) from None
 
 
 def summarize(pipeline: Transform, item: Any) -> str:
@@ -228,17 +217,12 @@ def describe_value(value: Any, limit: int = 60) -> str:
         inner = ", ".join(describe_value(v, 20) for v in list(value)[:4])
         more = ", ..." if len(value) > 4 else ""
         return f"{type(value).__name__}({len(value)}): {inner}{more}"
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(value).__name__} {text}"
+    return f"{type(value).__name__} {shorten(repr(value), limit, '...')}"
 
 
 def _describe_value(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{_article(type(value).__name__)} {type(value).__name__} ({text})"
+    text = shorten(repr(value), 60, "...")
+    return f"{article(type(value).__name__)} {type(value).__name__} ({text})"
 
 
 def _save(pipeline: Transform, path: str, *, overwrite: bool, control: str, check: list[Any] | None = None) -> Any:
@@ -283,10 +267,6 @@ def _digest(path: Any) -> str:
     return digest(path)
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
-
-
 def _first_line(text: str) -> str:
     line = text.splitlines()[0] if text else ""
-    return line if len(line) <= 60 else line[:57] + "..."
+    return shorten(line, 60, "...")

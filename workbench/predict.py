@@ -31,6 +31,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence, TextIO
 
+from ._text import article, shorten
 from .errors import EncodeError, InputError, NamesError
 
 __all__ = [
@@ -117,9 +118,7 @@ def decode(text: str, where: str) -> Any:
 
 
 def _decode(text: str, where: str) -> Any:
-    shown = text.strip()
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
+    shown = shorten(text.strip(), 60, "...")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -320,7 +319,7 @@ def _plain(value: Any, non_finite: str, where: str) -> Any:
     kind = type(value).__qualname__
     if type(value).__module__ != "builtins":
         kind = f"{type(value).__module__}.{kind}"
-    raise EncodeError(f"{where} is {_article(kind)} {kind}, "
+    raise EncodeError(f"{where} is {article(kind)} {kind}, "
                       "which has no JSON form (tensors, arrays, numbers, strings, lists, tuples and dicts do)")
 
 
@@ -332,7 +331,3 @@ def _float(x: float, non_finite: str, where: str) -> Any:
     if non_finite == "error":
         raise EncodeError(f"{where} is {x!r}, which JSON cannot represent (use --non-finite string or null)")
     return _NON_FINITE_STRINGS[repr(x)]
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"

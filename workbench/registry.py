@@ -13,11 +13,13 @@ True
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Any, Callable, Mapping
 
-from .pipeline import Transform
+from ._text import article
+from .errors import PipelineNotFound
+from .pipeline import Batch, Identity, Transform, Unbatch
 
-__all__ = ["register", "unregister", "get", "names", "items", "subscribe", "unsubscribe"]
+__all__ = ["register", "unregister", "get", "names", "items", "lookup", "subscribe", "unsubscribe"]
 
 _PIPELINES: dict[str, Transform] = {}
 _LISTENERS: list[Callable[[list[str]], None]] = []
@@ -60,6 +62,38 @@ def names() -> list[str]:
 def items() -> list[tuple[str, Transform]]:
     """``(name, pipeline)`` pairs, in registration order."""
     return list(_PIPELINES.items())
+
+
+def lookup(name: str, namespace: Mapping[str, Any]) -> tuple[Transform, str]:
+    """The pipeline called ``name`` and where it was found: registered (``"registry"``) first, else a
+    variable of ``namespace`` holding a pipeline (``"variable"``).
+
+    Otherwise :class:`~workbench.errors.PipelineNotFound`, listing the registered pipelines and the
+    pipeline variables (stage markers such as ``batch`` left out) and saying what ``name`` holds if
+    it is a variable. ``%wb_save``, ``%wb_deps`` and ``workbench export`` look names up here.
+
+    >>> from workbench import identity
+    >>> pipeline, found_in = lookup("step", {"step": identity})
+    >>> found_in
+    'variable'
+    """
+    if name in _PIPELINES:
+        return _PIPELINES[name], "registry"
+    value = namespace.get(name)
+    if isinstance(value, Transform):
+        return value, "variable"
+    registered = names()
+    variables = sorted(key for key, value in namespace.items()
+                       if not key.startswith("_") and isinstance(value, Transform)
+                       and not isinstance(value, (Batch, Unbatch, Identity)))
+    what = ""
+    if name in namespace:
+        kind = type(namespace[name]).__name__
+        what = f" ({name!r} is {article(kind)} {kind}, not a pipeline)"
+    raise PipelineNotFound(
+        f"no pipeline named {name!r}{what}; registered pipelines: {', '.join(registered) or 'none'}; "
+        f"pipeline variables: {', '.join(variables) or 'none'}",
+        registered=registered, variables=variables)
 
 
 def subscribe(listener: Callable[[list[str]], None]) -> None:

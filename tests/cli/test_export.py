@@ -63,7 +63,7 @@ def test_a_missing_name_lists_registered_pipelines_and_pipeline_variables(tmp_pa
     result = run_cli("export", notebook, "--pipeline", "steps", "--out", out)
     assert result.returncode == 1, result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    assert "no pipeline named 'steps'" in message and "'steps' is a int" in message
+    assert "no pipeline named 'steps'" in message and "'steps' is an int" in message
     assert "registered pipelines: doubler" in message
     assert "pipeline variables: adder, doubler" in message  # markers such as `batch` are not listed
     assert not out.exists() and result.stdout == ""

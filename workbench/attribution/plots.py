@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
+from .._text import shorten
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -178,8 +180,7 @@ def _plot_tokens(tokens: Sequence[str], scores: np.ndarray, cmap: str, title: st
     used = 0
     for token, score in zip(tokens, scores):
         text = str(token).replace("\n", "⏎") or "␣"
-        if len(text) > 24:
-            text = text[:23] + "…"
+        text = shorten(text, 24)
         value = f"{score:+.2f}"
         width = max(len(text), len(value)) + 1
         if used and used + width > width_chars:

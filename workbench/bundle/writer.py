@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
+from .._text import shorten
 from . import manifest as _manifest
 from . import placing
 from . import snapshot as _snapshot
@@ -271,5 +272,4 @@ def _check(bundle: Path, inputs: list[Any], expected: list[Any]) -> None:
 
 
 def _short(x: Any) -> str:
-    text = repr(x)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(repr(x), 60, "...")

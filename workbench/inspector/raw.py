@@ -18,6 +18,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._text import shorten
+
 __all__ = ["raw_html", "tokens_html", "token_list"]
 
 _BOX = ("font-size:13px;line-height:1.5;padding:4px 8px;border:1px solid rgba(128,128,128,0.4);"
@@ -134,5 +136,4 @@ def _number(v: Any) -> str:
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return shorten(repr(value), limit)

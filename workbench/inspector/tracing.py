@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .._running import Scope, mark_item, target_device
+from .._text import shorten
 from ..collate import to_device
 from ..display import kind_of, label_of
 from ..pipeline import PREPROCESS, STAGE_NAMES, Batch, Transform, Unbatch, _Composite
@@ -118,7 +119,7 @@ def _replace_stage(info: StepInfo, stage: int) -> StepInfo:
 def _layer_label(module: torch.nn.Module) -> str:
     """``Conv2d(1, 8, kernel_size=(3, 3), ...)``: the submodule's class and settings, shortened."""
     label = " ".join(f"{type(module).__name__}({module.extra_repr()})".split())
-    return label if len(label) <= 60 else label[:59] + "…"
+    return shorten(label, 60)
 
 
 def _submodules(layer: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
