@@ -107,3 +107,25 @@ def test_bundle_keeps_a_dict_vocab_exactly(tmp_path):
     annotate(pl, vocab=WORDS)
     workbench.save(pl, tmp_path / "b.wb")
     assert workbench.load(tmp_path / "b.wb").annotations == {"vocab": WORDS}
+
+
+def test_one_class_naming_serves_predict_serving_and_the_inspector():
+    import numpy as np
+
+    from workbench.annotations import class_label, class_name, output_class
+    from workbench.inspector.summary import top_k
+    from workbench.predict import NamesError, with_names
+    from workbench.serving.app import _label
+
+    names = ["cat", "dog", "emu"]
+    for value in (2, torch.tensor(2), torch.tensor(2, dtype=torch.uint8), np.int64(2), np.array(2)):
+        assert output_class(value) == 2 and _label(value, names) == "emu" and with_names(value, names) == "emu"
+    for value in (True, torch.tensor(2.0), torch.tensor([2]), np.array(2.0), "2", None):
+        assert output_class(value) is None and _label(value, names) is None
+    assert _label(5, names) is None and _label(1, None) is None
+    with pytest.raises(NamesError, match="is class 5, but there are 3 class names"):
+        with_names(torch.tensor(5), names)
+    assert with_names(torch.tensor([0.1, 0.2, 0.7]), names) == pytest.approx({"cat": 0.1, "dog": 0.2, "emu": 0.7})
+    assert class_name(1, {1: "dog"}) == "dog" and class_name(0, {1: "dog"}) is None and class_name(-1, names) is None
+    assert [class_label(i, names) for i in (0, 7, None)] == ["cat", "7", "-"]
+    assert top_k(torch.tensor([0.1, 0.7, 0.2, 0.0]), k=2, class_names={1: "dog"}).labels == ["dog", "2"]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .pipeline import Transform
 
 __all__ = ["annotate", "annotations_of", "class_names", "feature_names", "vocabulary", "token_strings",
-           "class_index", "class_label", "to_json"]
+           "class_index", "output_class", "class_name", "class_label", "to_json"]
 
 KEYS = ("class_names", "feature_names", "vocab")
 
@@ -172,12 +172,57 @@ def class_index(target: Any, names: Sequence[str] | None, classes: int | None = 
     return index
 
 
-def class_label(index: Any, names: Sequence[str] | None) -> str:
-    """``names[index]`` when known, else the index as text."""
+def output_class(value: Any) -> int | None:
+    """The class index an output is: an int, or a 0-d integer tensor or array; ``None`` for anything else.
+
+    >>> import torch
+    >>> output_class(torch.tensor(2)), output_class(torch.tensor(0.9)), output_class(True)
+    (2, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    module = type(value).__module__
+    if module.startswith("torch"):
+        import torch
+
+        if (isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype != torch.bool
+                and not value.is_floating_point() and not value.is_complex()):
+            return int(value)
+    elif module.startswith("numpy"):
+        import numpy
+
+        if isinstance(value, (numpy.ndarray, numpy.generic)) and value.ndim == 0 and value.dtype.kind in "iu":
+            return int(value)
+    return None
+
+
+def class_name(index: int, names: Sequence[Any] | Mapping[int, Any] | None) -> str | None:
+    """The name of class ``index`` in ``names`` (a list, or a dict index -> name); ``None`` when it has none.
+
+    >>> class_name(1, ["cat", "dog"]), class_name(2, ["cat", "dog"]), class_name(2, {2: "emu"})
+    ('dog', None, 'emu')
+    """
+    if not names:
+        return None
+    if isinstance(names, Mapping):
+        name = names.get(index)
+        return None if name is None else str(name)
+    return str(names[index]) if 0 <= index < len(names) else None
+
+
+def class_label(index: Any, names: Sequence[Any] | Mapping[int, Any] | None) -> str:
+    """The name of class ``index`` when known, else the index as text (``"-"`` for no index).
+
+    >>> class_label(1, ["cat", "dog"]), class_label(7, ["cat", "dog"]), class_label(None, None)
+    ('dog', '7', '-')
+    """
     if index is None:
         return "-"
     i = int(index)
-    return names[i] if names is not None and 0 <= i < len(names) else str(i)
+    name = class_name(i, names)
+    return str(i) if name is None else name
 
 
 def to_json(annotations: Mapping[str, Any]) -> dict[str, Any]:

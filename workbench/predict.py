@@ -221,16 +221,20 @@ def with_names(output: Any, names: Sequence[str], where: str = "input 1") -> Any
     """
     import numbers
 
+    from .annotations import class_name, output_class
+
+    index = output_class(output)
+    if index is not None:
+        name = class_name(index, names)
+        if name is None:
+            raise NamesError(f"--names: the output for {where} is class {index}, but there are "
+                             f"{len(names)} class names")
+        return name
     value = output
     if hasattr(value, "detach"):
         value = value.detach().cpu()
     if hasattr(value, "ndim") and getattr(value, "ndim") == 0:
         value = value.item()
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if 0 <= int(value) < len(names):
-            return names[int(value)]
-        raise NamesError(f"--names: the output for {where} is class {int(value)}, but there are "
-                         f"{len(names)} class names")
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)) and len(value) == len(names) \

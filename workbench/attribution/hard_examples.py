@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..annotations import class_label
 from ..pipeline import PREPROCESS, Transform
 
 if TYPE_CHECKING:
@@ -148,8 +149,8 @@ def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | Lo
     })
     table = table.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
     if names is not None:
-        table.insert(2, "target_name", [_name(names, i) for i in table["target"]])
-        table.insert(4, "prediction_name", [_name(names, i) for i in table["prediction"]])
+        table.insert(2, "target_name", [class_label(i, names) for i in table["target"]])
+        table.insert(4, "prediction_name", [class_label(i, names) for i in table["prediction"]])
         table.attrs["class_names"] = list(names)
     table.attrs["ood_score"] = ood
     if k is None:
@@ -157,11 +158,6 @@ def hard_examples(pipeline: Transform, inputs: Any, targets: Any, loss: str | Lo
     head = table.head(k).copy()
     head.attrs.update(table.attrs)
     return head
-
-
-def _name(names: Sequence[str], index: Any) -> str:
-    i = int(index)
-    return names[i] if 0 <= i < len(names) else str(i)
 
 
 def _target_indices(targets: Any, names: Sequence[str] | None) -> torch.Tensor:
@@ -221,13 +217,9 @@ def example_labels(examples: "pandas.DataFrame") -> list[str]:
     if missing:
         raise ValueError(f"example_labels needs a hard_examples table; missing columns: {', '.join(sorted(missing))}")
     names = examples.attrs.get("class_names")
-    return [f"loss {r.loss:.2f} · target {_label(names, r.target)} · pred {_label(names, r.prediction)} "
+    return [f"loss {r.loss:.2f} · target {class_label(r.target, names)} · pred {class_label(r.prediction, names)} "
             f"({r.confidence:.2f}) · ood {r.ood_score:.3g}"
             for r in examples.itertuples(index=False)]
-
-
-def _label(names: Sequence[str] | None, index: Any) -> str:
-    return _name(names, index) if names else str(index)
 
 
 def confusion_matrix(examples: "pandas.DataFrame", classes: Sequence[Any] | int | None = None) -> "pandas.DataFrame":

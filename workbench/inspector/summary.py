@@ -39,6 +39,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..annotations import class_label
+
 __all__ = ["Summary", "summarize", "as_tensor", "top_k", "TopK", "ImageLayout", "image_layout", "leaves",
            "text_of", "class_label"]
 
@@ -277,16 +279,6 @@ class TopK:
 
     def rows(self) -> list[tuple[int, str, float]]:
         return list(zip(self.indices, self.labels, self.values))
-
-
-def class_label(index: int, class_names: Sequence[str] | Mapping[int, str] | None) -> str:
-    """The name of class ``index`` (its number when there are no names for it)."""
-    if class_names is None:
-        return str(index)
-    try:
-        return str(class_names[index])
-    except (IndexError, KeyError):
-        return str(index)
 
 
 def top_k(value: Any, k: int = 5, class_names: Sequence[str] | Mapping[int, str] | None = None) -> TopK:

@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..annotations import class_name, output_class
 from .batcher import Batcher, QueueFull
 from .metrics import Metrics
 
@@ -395,32 +396,8 @@ def _describe(exc: BaseException | None) -> str:
 
 def _label(value: Any, class_names: Any) -> str | None:
     """The class name of an output that is a class index (an int, or a 0-d integer tensor or array)."""
-    if not class_names:
-        return None
-    index = _class_index(value)
-    if index is None or not 0 <= index < len(class_names):
-        return None
-    return str(class_names[index])
-
-
-def _class_index(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    module = type(value).__module__
-    if module.startswith("torch"):
-        import torch
-
-        if (isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype != torch.bool
-                and not value.is_floating_point() and not value.is_complex()):
-            return int(value)
-    elif module.startswith("numpy"):
-        import numpy
-
-        if isinstance(value, (numpy.ndarray, numpy.generic)) and value.ndim == 0 and value.dtype.kind in "iu":
-            return int(value)
-    return None
+    index = output_class(value)
+    return None if index is None else class_name(index, class_names)
 
 
 def _plain_annotations(annotations: dict[str, Any]) -> dict[str, Any]:
