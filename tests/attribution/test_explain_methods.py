@@ -104,6 +104,47 @@ def test_grad_cam_returns_a_map_of_the_layer_spatial_size():
     assert (first.attributions >= 0).all()  # ReLU'd as in the paper
 
 
+def test_grad_cam_without_a_layer_takes_the_last_convolution_as_the_inspector_does():
+    model = transform(small_cnn())
+    pl = transform(lambda v: torch.as_tensor(v).reshape(1, 8, 8)) >> batch >> model
+    image = torch.rand(64)
+    e = explain(pl, image, method="grad_cam")
+    assert e.layer == "2" and e.attributions.shape == (4, 4)
+    torch.testing.assert_close(e.attributions, explain(pl, image, method="grad_cam", layer="2").attributions)
+
+
+def test_a_method_class_declares_its_default_layer_and_where_it_is_offered():
+    """A new layer method needs no special case by name in explain or the inspector's method picker."""
+    from workbench.attribution import methods, register_method
+    from workbench.attribution.view import runnable_methods
+
+    @register_method("last_linear_gradients")
+    class LastLinear(methods.AttributionMethod):
+        needs_layer = True
+        layer_types = (torch.nn.Linear,)
+        last_layer = True
+        layer_kind = "linear"
+
+        def attribute(self, inputs, target, **options):
+            from captum.attr import LayerGradientXActivation
+
+            return LayerGradientXActivation(self.forward_func, self.layer).attribute(inputs, target=target), None
+
+    try:
+        torch.manual_seed(0)
+        model = transform(torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)))
+        pl = transform(torch.as_tensor) >> batch >> model
+        e = explain(pl, torch.rand(4), method="last_linear_gradients")
+        assert e.layer == "2" and e.attributions.shape == (3,)
+        assert "last_linear_gradients" in runnable_methods(pl, integer_input=False)
+        assert "grad_cam" not in runnable_methods(pl, integer_input=False)
+        no_linear = transform(torch.as_tensor) >> batch >> transform(torch.nn.Sequential(torch.nn.Tanh()))
+        with pytest.raises(ValueError, match="has no linear layer to default to: pass layer="):
+            explain(no_linear, torch.rand(4), method="last_linear_gradients")
+    finally:
+        del methods._METHODS["last_linear_gradients"]
+
+
 def test_grad_cam_points_at_the_evidence():
     """One channel, identity conv: the map is the activation weighted by a positive mean gradient."""
     conv = torch.nn.Conv2d(1, 1, 1, bias=False)

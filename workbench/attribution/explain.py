@@ -25,9 +25,9 @@ from .._running import batch_marker, parts
 from ..collate import move
 from ..mode import apply_mode
 from ..pipeline import PREPROCESS, Transform, identity
-from .methods import AttributionMethod, get_method, method_names
+from .methods import AttributionMethod, LayerIntegratedGradients, default_method, get_method, method_names
 
-__all__ = ["explain", "Explanation", "prepare", "resolve_layer", "first_embedding", "padding_id"]
+__all__ = ["explain", "Explanation", "prepare", "resolve_layer", "default_layer", "first_embedding", "padding_id"]
 
 
 @dataclasses.dataclass
@@ -144,9 +144,10 @@ def explain(pipeline: Transform, x: Any, method: str | None = None, target: int 
     """Attribute the pipeline's forward output for ``target`` (default: the prediction) on input ``x``.
 
     ``method`` is a registered name (see :func:`workbench.attribution.methods.method_names`):
-    integrated_gradients, saliency, input_x_gradient, occlusion, feature_ablation, grad_cam (needs
-    ``layer``), layer_integrated_gradients (needs ``layer``), noise_tunnel (``base=`` the gradient
-    method to smooth, saliency by default). By default it fits the input: integrated gradients for
+    integrated_gradients, saliency, input_x_gradient, occlusion, feature_ablation, grad_cam (at
+    ``layer``, by default the model's last convolution), layer_integrated_gradients (at ``layer``, by
+    default its first embedding), noise_tunnel (``base=`` the gradient method to smooth, saliency by
+    default). By default it fits the input: integrated gradients for
     floating-point inputs, layer integrated gradients on the model's first embedding for integer
     inputs (token ids), whose gradients do not exist. ``layer`` is a ``torch.nn.Module`` inside the
     model, or its name: a dotted submodule path (``"features.0"``) or a pipeline step's name.
@@ -176,17 +177,17 @@ def explain(pipeline: Transform, x: Any, method: str | None = None, target: int 
     inputs = prepared.inputs
     integer_input = any(not t.is_floating_point() for t in _tensors(inputs))
     if method is None:
-        method = "layer_integrated_gradients" if integer_input else "integrated_gradients"
+        method = default_method(integer_input)
     method_cls = get_method(method)
     if layer is not None and not method_cls.needs_layer:
         layered = ", ".join(n for n in method_names() if get_method(n).needs_layer)
         raise ValueError(f"method {method!r} attributes to the forward input and takes no layer; "
                          f"methods for a layer: {layered}")
-    if layer is None and method_cls.needs_layer and method != "grad_cam":
-        layer = first_embedding(pipeline)
+    if layer is None and method_cls.needs_layer:
+        layer = default_layer(pipeline, method_cls)
         if layer is None:
-            raise ValueError(f"method {method!r} needs a layer and the model has no embedding layer to default "
-                             "to: pass layer=<a module inside the model or its name>")
+            raise ValueError(f"method {method!r} needs a layer and the model has no {method_cls.layer_kind or 'suitable'} "
+                             "layer to default to: pass layer=<a module inside the model or its name>")
     layer_module, layer_name = (None, None) if layer is None else resolve_layer(pipeline, layer)
     if method_cls.gradient and layer_module is None and integer_input:
         raise TypeError(
@@ -224,7 +225,7 @@ def explain(pipeline: Transform, x: Any, method: str | None = None, target: int 
             raise
 
     attributions = _unbatch(attributions)
-    if method == "grad_cam":
+    if method_cls.one_channel:
         attributions = _squeeze_channel(attributions)
     item = _unbatch(_cpu(inputs))
     first = item[0] if isinstance(item, tuple) else item
@@ -250,14 +251,19 @@ def explain(pipeline: Transform, x: Any, method: str | None = None, target: int 
     )
 
 
+def default_layer(pipeline: Transform, method: type[AttributionMethod]) -> torch.nn.Module | None:
+    """The layer ``method`` attributes to when none is given (:meth:`AttributionMethod.default_layer`),
+    looked for among the forward stage's layers, then the whole pipeline's."""
+    for part in (pipeline.stages.forward, pipeline):
+        found = method.default_layer((n, m) for top in part._wb_modules() for n, m in top.named_modules())
+        if found is not None:
+            return found[1]
+    return None
+
+
 def first_embedding(pipeline: Transform) -> torch.nn.Module | None:
     """The first ``nn.Embedding``/``nn.EmbeddingBag`` of the forward stage's layers (then of the whole pipeline)."""
-    for part in (pipeline.stages.forward, pipeline):
-        for top in part._wb_modules():
-            for sub in top.modules():
-                if isinstance(sub, (torch.nn.Embedding, torch.nn.EmbeddingBag)):
-                    return sub
-    return None
+    return default_layer(pipeline, LayerIntegratedGradients)
 
 
 def padding_id(pipeline: Transform) -> int | None:

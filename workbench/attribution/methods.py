@@ -25,7 +25,7 @@ New methods register with :func:`register_method`::
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import torch
 
@@ -34,6 +34,7 @@ __all__ = [
     "register_method",
     "get_method",
     "method_names",
+    "default_method",
     "IntegratedGradients",
     "Saliency",
     "InputXGradient",
@@ -78,18 +79,53 @@ def method_names() -> list[str]:
     return list(_METHODS)
 
 
+def default_method(integer_input: bool) -> str:
+    """The method ``explain`` uses when none is named: the one declared the default for floating-point
+    inputs, or for integer inputs (token ids, which have no gradient)."""
+    kind = "integer" if integer_input else "float"
+    return next(name for name, cls in _METHODS.items() if cls.default_for == kind)
+
+
 class AttributionMethod:
     """Base class: a Captum algorithm behind ``attribute(inputs, target, **options)``.
 
     Class attributes describe the method to ``explain`` and to the inspector's method picker:
     ``needs_layer`` (a layer must be given), ``gradient`` (needs floating-point inputs, or a layer),
-    ``has_delta`` (reports a convergence delta).
+    ``has_delta`` (reports a convergence delta), ``layer_types``/``last_layer``/``layer_kind`` (the
+    layer taken when none is given: the first, or last, of the model's layers of those types),
+    ``default_for`` (``"float"`` or ``"integer"``: the default method for such forward inputs),
+    ``bases`` (the methods it wraps, chosen with the option ``base=``; the first is the default),
+    ``one_channel`` (one map per example with a channel dimension of one, which ``explain`` drops).
+    :meth:`offered` says whether the inspector offers it for a model.
     """
 
     name: ClassVar[str] = ""
     needs_layer: ClassVar[bool] = False
     gradient: ClassVar[bool] = True
     has_delta: ClassVar[bool] = False
+    layer_types: ClassVar[tuple[type[torch.nn.Module], ...]] = ()
+    last_layer: ClassVar[bool] = False
+    layer_kind: ClassVar[str] = ""
+    default_for: ClassVar[str | None] = None
+    bases: ClassVar[tuple[str, ...]] = ()
+    one_channel: ClassVar[bool] = False
+
+    @classmethod
+    def default_layer(cls, layers: Iterable[tuple[str, torch.nn.Module]]) -> tuple[str, torch.nn.Module] | None:
+        """The ``(name, layer)`` of ``layers`` taken when none is given; ``None`` when there is none to take."""
+        found = [(n, m) for n, m in layers if cls.layer_types and isinstance(m, cls.layer_types)]
+        if not found:
+            return None
+        return found[-1] if cls.last_layer else found[0]
+
+    @classmethod
+    def offered(cls, layers: Sequence[tuple[str, torch.nn.Module]], integer_input: bool | None) -> bool:
+        """Whether the method can run on a model whose layers are ``layers`` (``named_modules()`` of each
+        torch layer of the pipeline, the layer itself named ``""``), for integer forward inputs (token
+        ids, which have no gradient) or not (``None``: not known)."""
+        if cls.needs_layer and not layers:
+            return False
+        return not (integer_input and cls.gradient and not cls.needs_layer)
 
     def __init__(self, forward_func: Callable[..., torch.Tensor], layer: torch.nn.Module | None = None):
         if self.needs_layer and layer is None:
@@ -126,6 +162,7 @@ class IntegratedGradients(AttributionMethod):
     """
 
     has_delta = True
+    default_for = "float"
     _allowed = ("baselines", "n_steps", "method", "internal_batch_size")
 
     def attribute(self, inputs: Any, target: int | None, **options: Any) -> tuple[Any, float | None]:
@@ -222,7 +259,16 @@ class GradCam(AttributionMethod):
     """
 
     needs_layer = True
+    layer_types = (torch.nn.modules.conv._ConvNd,)
+    last_layer = True
+    layer_kind = "convolution"
+    one_channel = True
     _allowed = ("relu_attributions", "attribute_to_layer_input")
+
+    @classmethod
+    def offered(cls, layers: Sequence[tuple[str, torch.nn.Module]], integer_input: bool | None) -> bool:
+        """Only for a model with a convolution."""
+        return super().offered(layers, integer_input) and cls.default_layer(layers) is not None
 
     def attribute(self, inputs: Any, target: int | None, **options: Any) -> tuple[Any, float | None]:
         from captum.attr import LayerGradCam
@@ -245,7 +291,16 @@ class LayerIntegratedGradients(AttributionMethod):
 
     needs_layer = True
     has_delta = True
+    layer_types = (torch.nn.Embedding, torch.nn.EmbeddingBag)
+    layer_kind = "embedding"
+    default_for = "integer"
     _allowed = ("baselines", "n_steps", "method", "internal_batch_size", "attribute_to_layer_input")
+
+    @classmethod
+    def offered(cls, layers: Sequence[tuple[str, torch.nn.Module]], integer_input: bool | None) -> bool:
+        """For token ids, only with an embedding inside the model to start from."""
+        inside = [(n, m) for n, m in layers if n]
+        return super().offered(layers, integer_input) and not (integer_input and cls.default_layer(inside) is None)
 
     def attribute(self, inputs: Any, target: int | None, **options: Any) -> tuple[Any, float | None]:
         from captum.attr import LayerIntegratedGradients as _LIG
@@ -272,6 +327,7 @@ class NoiseTunnel(AttributionMethod):
     own options. Noise comes from torch's global generator: seed it for repeatable results.
     """
 
+    bases = ("saliency", "input_x_gradient", "integrated_gradients")
     _own = ("nt_type", "nt_samples", "stdevs", "nt_samples_batch_size", "base")
 
     def attribute(self, inputs: Any, target: int | None, **options: Any) -> tuple[Any, float | None]:
@@ -280,9 +336,9 @@ class NoiseTunnel(AttributionMethod):
         from captum.attr import NoiseTunnel as _NT
         from captum.attr import Saliency as _Saliency
 
-        base_name = options.pop("base", "saliency")
+        base_name = options.pop("base", self.bases[0])
         bases = {"saliency": (_Saliency, ("abs",)), "input_x_gradient": (_IxG, ()),
-                 "integrated_gradients": (_IG, IntegratedGradients._allowed)}
+                 "integrated_gradients": (_IG, IntegratedGradients._allowed)}  # the classes of self.bases
         if base_name not in bases:
             raise ValueError(f"noise_tunnel smooths a gradient method of the input; base={base_name!r} is not "
                              f"one; choose one of {', '.join(bases)}")

@@ -303,7 +303,10 @@ def _summary(e: "Explanation") -> str:
 
 
 def _title(e: "Explanation", classes: bool = True) -> str:
-    base = e.options.get("base", "saliency") if e.method == "noise_tunnel" else None
+    from .methods import get_method, method_names
+
+    bases = get_method(e.method).bases if e.method in method_names() else ()
+    base = e.options.get("base", bases[0]) if bases else None
     parts = [e.method + (f"({base})" if base else "") + (f" @ {e.layer}" if e.layer else "")]
     if e.target is not None and classes:
         parts.append(f"target {e.class_name(e.target)}")

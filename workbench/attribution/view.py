@@ -25,20 +25,19 @@ from typing import Any, Mapping, Sequence
 
 import ipywidgets as widgets
 import numpy as np
-import torch
 
 from ..inspector.canvas import MAX_VALUES, ViewCanvas, ViewData
 from ..inspector.extensions import View
 from ..inspector.payload import MAX_ROWS, MAX_TOKENS
 from .explain import Explanation, explain
-from .methods import get_method, method_names
+from .methods import NoiseTunnel, default_method, get_method, method_names
 from .plots import CMAP, _scale, attribution_kind, overlay_arrays, plot_explanation
 
 __all__ = ["AttributionView", "VIEW_NAME"]
 
 VIEW_NAME = "Attribution"
 
-_NOISE_BASES = ("saliency", "input_x_gradient", "integrated_gradients")
+_NOISE_BASES = NoiseTunnel.bases
 
 
 class AttributionView(View):
@@ -58,7 +57,7 @@ class AttributionView(View):
         self._integer_input = _integer_input(state)
         methods = runnable_methods(state.pipeline, self._integer_input)
         self.method = widgets.Dropdown(options=methods, value=methods[0], description="method", **small())
-        self.base = widgets.Dropdown(options=_NOISE_BASES, value="saliency", description="base",
+        self.base = widgets.Dropdown(options=_NOISE_BASES, value=_NOISE_BASES[0], description="base",
                                      **small(display="none"))
         self.target = widgets.Dropdown(options=[("predicted", -1)], value=-1, description="target", **small())
         self.layer = widgets.Dropdown(options=[("input", "")] + [(n, n) for n in _layer_names(state.pipeline)],
@@ -83,16 +82,17 @@ class AttributionView(View):
         """Explain ``state``'s current example with the chosen settings (cached while nothing changed)."""
         self.state = state
         method = self.method.value
-        self.base.layout.display = "" if method == "noise_tunnel" else "none"
+        bases = get_method(method).bases
+        self.base.layout.display = "" if bases else "none"
         needs_layer = get_method(method).needs_layer
         layer = (self.layer.value or _default_layer(state.pipeline, method)) if needs_layer else None
         self.layer.disabled = not needs_layer
         target = None if self.target.value == -1 else int(self.target.value)
-        key = (state.example, method, self.base.value if method == "noise_tunnel" else None, target, layer)
+        key = (state.example, method, self.base.value if bases else None, target, layer)
         if key == self._key:
             return
         self._key = key
-        options: dict[str, Any] = {"base": self.base.value} if method == "noise_tunnel" else {}
+        options: dict[str, Any] = {"base": self.base.value} if bases else {}
         try:
             if needs_layer and layer is None:
                 raise ValueError(f"method {method!r} needs a layer: choose one in the layer picker")
@@ -231,22 +231,9 @@ def runnable_methods(pipeline: Any, integer_input: bool | None) -> list[str]:
     Token ids (integer inputs) have no gradient: only layer methods (on the embedding) and the
     perturbation methods run. Grad-CAM needs a convolution, layer methods a layer.
     """
-    layers = [m for top in pipeline._wb_modules() for n, m in top.named_modules() if n or m is not top]
-    has_conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for top in pipeline._wb_modules() for m in top.modules())
-    has_embedding = _default_layer(pipeline, "layer_integrated_gradients") is not None
-    out = []
-    for name in method_names():
-        method = get_method(name)
-        if name == "grad_cam" and not has_conv:
-            continue
-        if method.needs_layer and not (layers or pipeline._wb_modules()):
-            continue
-        if integer_input and method.gradient and not method.needs_layer:
-            continue
-        if integer_input and name == "layer_integrated_gradients" and not has_embedding:
-            continue
-        out.append(name)
-    first = "layer_integrated_gradients" if integer_input else "integrated_gradients"
+    layers = [(n, m) for top in pipeline._wb_modules() for n, m in top.named_modules()]
+    out = [name for name in method_names() if get_method(name).offered(layers, integer_input)]
+    first = default_method(bool(integer_input))
     return sorted(out, key=lambda n: n != first)
 
 
@@ -270,12 +257,9 @@ def _layer_names(pipeline: Any) -> list[str]:
 
 def _default_layer(pipeline: Any, method: str) -> str | None:
     """Grad-CAM: the last conv layer; layer integrated gradients: the first embedding."""
-    found = [(n, m) for top in pipeline._wb_modules() for n, m in top.named_modules() if n]
-    if method == "grad_cam":
-        convs = [n for n, m in found if isinstance(m, torch.nn.modules.conv._ConvNd)]
-        return convs[-1] if convs else None
-    embeddings = [n for n, m in found if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
-    return embeddings[0] if embeddings else None
+    found = get_method(method).default_layer(
+        (n, m) for top in pipeline._wb_modules() for n, m in top.named_modules() if n)
+    return found[0] if found is not None else None
 
 
 def _parse_shape(text: str) -> tuple[int, ...] | None:
