@@ -18,7 +18,6 @@ code (``loss.backward()``, ``optimizer.step()``) with its own settings.
 
 from __future__ import annotations
 
-import reprlib
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -38,15 +37,11 @@ from ._running import (
     step_of,
     target_device,
 )
+from ._text import short_repr
 from .collate import to_device, uncollate
 from .pipeline import FORWARD, POSTPROCESS, PREPROCESS, Transform
 
 __all__ = ["infer_apply", "eval_apply", "train_apply", "ApplyIterator"]
-
-_short = reprlib.Repr()
-_short.maxstring = 60
-_short.maxother = 60
-
 
 def infer_apply(pipeline: Transform, x: Any) -> Any:
     """``pipeline`` on one item in infer mode, without grad; ``batch`` makes a batch of one."""
@@ -63,7 +58,7 @@ def infer_apply(pipeline: Transform, x: Any) -> Any:
             x = to_device(x)  # no batch step to move it: the input goes to the layers' device first
         return run(x)
     except Exception as exc:
-        mark_item(exc, f"input {_short.repr(x)}")
+        mark_item(exc, f"input {short_repr(x)}")
         raise
     finally:
         if grad_before:

@@ -28,6 +28,8 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
+from ._text import describe_error
+
 __all__ = ["main", "build_parser", "COMMANDS", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_BUNDLE"]
 
 EXIT_OK = 0
@@ -298,7 +300,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         except BundleError as exc:
             return _fail("predict", str(exc), EXIT_BUNDLE)
         except Exception as exc:
-            return _fail("predict", f"loading bundle {args.bundle} failed: {_describe(exc)}", EXIT_FAILED)
+            return _fail("predict", f"loading bundle {args.bundle} failed: {describe_error(exc)}", EXIT_FAILED)
         names = None
         if args.names:
             from .annotations import class_names
@@ -348,7 +350,7 @@ def _predict_groups(pipeline: Any, items: list[tuple[str, Any]], batch_size: int
         try:
             outputs = list(predict(pipeline, [value for _, value in group], batch_size=batch_size))
         except Exception as exc:
-            yield what, [], _describe(exc)
+            yield what, [], describe_error(exc)
             continue
         if len(outputs) != len(group):
             yield what, [], f"it gave {len(outputs)} outputs for {len(group)} inputs"
@@ -458,13 +460,6 @@ def _non_negative_float(text: str) -> float:
 def _fail(command: str, message: str, code: int) -> int:
     print(f"workbench {command}: {message}", file=sys.stderr)
     return code
-
-
-def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    for note in getattr(exc, "__notes__", ()):
-        text += f" ({note})"
-    return text
 
 
 COMMANDS: list[Callable[[Any], None]] = [_add_info, _add_export, _add_predict, _add_serve]

@@ -30,7 +30,6 @@ import math
 import os
 import pickle
 import re
-import reprlib
 import shutil
 import tempfile
 import uuid
@@ -44,6 +43,7 @@ import ray.data
 from ray import serve
 
 from workbench._running import has_note, item_of, mark_item
+from workbench._text import short_repr
 from workbench.apply import ApplyIterator
 from workbench.bundle import manifest as _manifest
 from workbench.bundle import snapshot as _snapshot
@@ -54,11 +54,6 @@ from workbench.collate import uncollate
 from workbench.pipeline import Transform
 
 __all__ = ["map_batches", "eval_apply", "deployment", "actor_resources", "BundleShipment", "ship"]
-
-_short = reprlib.Repr()
-_short.maxstring = 60
-_short.maxother = 60
-
 
 # --- getting the bundle to the workers ------------------------------------------------------------
 
@@ -222,9 +217,9 @@ def _name_rows(exc: BaseException, batch: dict[str, Any], size: int) -> None:
     match = _ITEM.match(item)
     if match:
         i = int(match.group(1))
-        mark_item(exc, f"row {_short.repr(_row(batch, i))}", replace=True)
+        mark_item(exc, f"row {short_repr(_row(batch, i))}", replace=True)
     else:
-        mark_item(exc, f"a batch of {size} rows starting with row {_short.repr(_row(batch, 0))}", replace=True)
+        mark_item(exc, f"a batch of {size} rows starting with row {short_repr(_row(batch, 0))}", replace=True)
 
 
 def _row(batch: dict[str, Any], i: int) -> dict[str, Any]:

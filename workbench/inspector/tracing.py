@@ -27,7 +27,6 @@ tensor([1., 2.])
 from __future__ import annotations
 
 import html
-import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence, overload
 
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 
 from .._running import Scope, mark_item, target_device
-from .._text import shorten
+from .._text import short_repr, shorten
 from ..collate import to_device
 from ..display import kind_of, label_of
 from ..pipeline import PREPROCESS, STAGE_NAMES, Batch, Transform, Unbatch, _Composite
@@ -44,11 +43,6 @@ __all__ = ["trace", "Trace", "TraceRecord", "StepInfo", "pipeline_steps"]
 
 Path = tuple[int, ...]
 Key = tuple[Path, str | None]
-
-_short = reprlib.Repr()
-_short.maxstring = 60
-_short.maxother = 60
-
 
 # --- the pipeline's structure ----------------------------------------------------------------------
 
@@ -224,7 +218,7 @@ class Trace(Sequence[TraceRecord]):
         return list(dict.fromkeys(named + labels + modules))
 
     def __repr__(self) -> str:
-        lines = [f"Trace of {len(self)} outputs for input {_short.repr(self.input)}"]
+        lines = [f"Trace of {len(self)} outputs for input {short_repr(self.input)}"]
         if self.error is not None:
             lines[0] += f" (stopped by {type(self.error).__name__}: {self.error})"
         for r in self._records:
@@ -266,7 +260,7 @@ def _describe_value(value: Any) -> str:
         return f"{type(value).__name__}[{inner}{more}]"
     if isinstance(value, dict):
         return "dict{" + ", ".join(f"{k!r}: {_describe_value(v)}" for k, v in list(value.items())[:4]) + "}"
-    return _short.repr(value)
+    return short_repr(value)
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -305,7 +299,7 @@ def _run(pipeline: Transform, x: Any, layers: bool, steps: list[StepInfo] | None
             try:
                 out = recorder.run(pipeline, to_device(x) if not recorder.batched else x, ())
             except Exception as exc:
-                mark_item(exc, f"input {_short.repr(x)}")
+                mark_item(exc, f"input {short_repr(x)}")
                 return Trace(recorder.records, x, None, exc)
     finally:
         for handle in handles:

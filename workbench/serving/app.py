@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._text import describe_error
 from ..annotations import class_name, output_class
 from .batcher import Batcher, QueueFull
 from .metrics import Metrics
@@ -148,14 +149,14 @@ class Service:
         for i, x in enumerate(warmup, 1):
             result = self.runner.run([x])[0]
             if not result.ok:
-                raise RuntimeError(f"warm-up input {i} failed: {_describe(result.error)}") from result.error
+                raise RuntimeError(f"warm-up input {i} failed: {describe_error(result.error)}") from result.error
         if warmup and self.runner.batchable and self.settings.max_batch > 1:
             # The batched path too, at full size, so the first loaded batch does not pay for it.
             group = (warmup * self.settings.max_batch)[: self.settings.max_batch]
             for i, result in enumerate(self.runner.run(group)):
                 if not result.ok:
                     raise RuntimeError(f"warm-up input {i % len(warmup) + 1} failed in a batch of {len(group)}: "
-                                       f"{_describe(result.error)}") from result.error
+                                       f"{describe_error(result.error)}") from result.error
 
     def _loading_done(self, future: "asyncio.Future[None]") -> None:
         exc = future.exception() if not future.cancelled() else None
@@ -242,7 +243,7 @@ class Service:
         if self.ready:
             return self._counted("/ready", JSONResponse({"status": "ready"}))
         if self.failed is not None:
-            return self._counted("/ready", _error(503, f"the pipeline failed to load: {_describe(self.failed)}"))
+            return self._counted("/ready", _error(503, f"the pipeline failed to load: {describe_error(self.failed)}"))
         return self._counted("/ready", _error(503, "the pipeline is still loading", retry_after=1))
 
     async def info(self, request: Request) -> Response:
@@ -381,17 +382,10 @@ def _error(status: int, message: str, *, retry_after: int | None = None, **field
 
 
 def _error_body(exc: BaseException | None, *, step: str | None, stage: str | None) -> dict[str, Any]:
-    message = _describe(exc) if exc is not None else "unknown error"
+    message = describe_error(exc) if exc is not None else "unknown error"
     if step is not None and f"{step!r}" not in message:
         message += f" (in step {step!r})"
     return {"error": message, "type": type(exc).__name__, "step": step, "stage": stage}
-
-
-def _describe(exc: BaseException | None) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    for note in getattr(exc, "__notes__", ()):
-        text += f" ({note})"
-    return text
 
 
 def _label(value: Any, class_names: Any) -> str | None:

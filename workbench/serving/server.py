@@ -24,8 +24,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .._text import describe_error
 from ..errors import LoadFailed
-from .app import Service, Settings, _describe, build_app
+from .app import Service, Settings, build_app
 
 __all__ = ["run", "serve", "Server", "LoadFailed"]
 
@@ -54,7 +55,7 @@ def run(bundle: str | os.PathLike[str], settings: Settings, *, host: str = "127.
 
     def fatal(exc: BaseException) -> None:
         failures.append(exc)
-        print(f"workbench serve: loading {bundle} failed: {_describe(exc)}", file=sys.stderr, flush=True)
+        print(f"workbench serve: loading {bundle} failed: {describe_error(exc)}", file=sys.stderr, flush=True)
         server.should_exit = True
 
     service = Service(bundle, settings, on_fatal=fatal)
@@ -119,8 +120,8 @@ def _worker_app() -> Any:
     _set_threads(config["threads"])
 
     def fatal(exc: BaseException) -> None:
-        Path(config["failed"]).write_text(_describe(exc))
-        print(f"workbench serve: loading {config['bundle']} failed: {_describe(exc)}", file=sys.stderr, flush=True)
+        Path(config["failed"]).write_text(describe_error(exc))
+        print(f"workbench serve: loading {config['bundle']} failed: {describe_error(exc)}", file=sys.stderr, flush=True)
         os.kill(os.getppid(), signal.SIGTERM)  # the supervisor stops every worker
 
     return build_app(Service(config["bundle"], Settings(**config["settings"]), on_fatal=fatal))
@@ -218,5 +219,5 @@ def serve(pipeline_or_bundle: Any, *, host: str = "127.0.0.1", port: int = 0, ma
             raise TimeoutError(f"the pipeline was not loaded and warmed up within {wait:g} s")
         if service.failed is not None:
             handle.stop(5)
-            raise LoadFailed(f"the pipeline failed to load or warm up: {_describe(service.failed)}") from service.failed
+            raise LoadFailed(f"the pipeline failed to load or warm up: {describe_error(service.failed)}") from service.failed
     return handle
