@@ -114,7 +114,8 @@ def test_one_class_naming_serves_predict_serving_and_the_inspector():
 
     from workbench.annotations import class_label, class_name, output_class
     from workbench.inspector.summary import top_k
-    from workbench.predict import NamesError, with_names
+    from workbench.errors import NamesError
+    from workbench.predict import with_names
     from workbench.serving.app import _label
 
     names = ["cat", "dog", "emu"]

@@ -134,7 +134,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import ExportError, NotebookFailed, export_notebook
+    from .errors import ExportError, NotebookFailed
+    from .export import export_notebook
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -258,7 +259,8 @@ class _IntermixedParser(argparse.ArgumentParser):
 def _run_predict(args: argparse.Namespace) -> int:
     import contextlib
 
-    from .predict import EncodeError, InputError, NamesError, converter, decode, read_lines, to_json, with_names
+    from .errors import EncodeError, InputError, NamesError
+    from .predict import converter, decode, read_lines, to_json, with_names
 
     if args.file is not None and args.inputs:
         return _fail("predict", "give inputs either as arguments or with --file, not both", EXIT_USAGE)

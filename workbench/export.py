@@ -7,10 +7,10 @@ It then saves pipeline ``name`` from inside that kernel with :func:`workbench.sa
 pipeline of that name (``%%pipeline name``), else a variable of that name holding a workbench
 pipeline.
 
-Failures raise an :class:`ExportError` subclass and write nothing: :class:`NotebookFailed` (which
-cell, its first line, the error's type and message), :class:`PipelineNotFound` (lists the
-registered names and the pipeline variables that do exist), :class:`SaveFailed` (``save`` refused,
-or ``check`` found different outputs).
+Failures raise an :class:`~workbench.errors.ExportError` subclass (from :mod:`workbench.errors`) and
+write nothing: :class:`NotebookFailed` (which cell, its first line, the error's type and message),
+:class:`PipelineNotFound` (lists the registered names and the pipeline variables that do exist),
+:class:`SaveFailed` (``save`` refused, or ``check`` found different outputs).
 
 Check inputs (``check=True``): ``check_inputs`` is a Python expression evaluated in the kernel after
 the notebook ran; it gives a list of example inputs (a tuple, or a tensor/array split along its first
@@ -48,10 +48,6 @@ from ._text import shorten
 from .errors import ExportError, NotebookFailed, PipelineNotFound, SaveFailed
 
 __all__ = [
-    "ExportError",
-    "NotebookFailed",
-    "PipelineNotFound",
-    "SaveFailed",
     "ExportResult",
     "export_notebook",
     "execution_order_warning",

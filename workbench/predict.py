@@ -35,8 +35,6 @@ from ._text import article, shorten
 from .errors import EncodeError, InputError, NamesError
 
 __all__ = [
-    "InputError",
-    "EncodeError",
     "parse_inputs",
     "read_json_lines",
     "read_lines",
@@ -47,7 +45,6 @@ __all__ = [
     "to_jsonable",
     "to_json",
     "with_names",
-    "NamesError",
     "NON_FINITE_CHOICES",
     "AS_TYPE_CHOICES",
 ]

@@ -92,9 +92,13 @@ def small_cnn():
         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(6, 10))
 
 
-def test_grad_cam_returns_a_map_of_the_layer_spatial_size():
+def cnn_pipeline():
     model = transform(small_cnn())
-    pl = transform(lambda v: torch.as_tensor(v).reshape(1, 8, 8)) >> batch >> model
+    return transform(lambda v: torch.as_tensor(v).reshape(1, 8, 8)) >> batch >> model, model
+
+
+def test_grad_cam_returns_a_map_of_the_layer_spatial_size():
+    pl, model = cnn_pipeline()
     image = torch.rand(64)
     by_module = explain(pl, image, method="grad_cam", layer=model[2])
     assert by_module.attributions.shape == (4, 4)
@@ -105,8 +109,7 @@ def test_grad_cam_returns_a_map_of_the_layer_spatial_size():
 
 
 def test_grad_cam_without_a_layer_takes_the_last_convolution_as_the_inspector_does():
-    model = transform(small_cnn())
-    pl = transform(lambda v: torch.as_tensor(v).reshape(1, 8, 8)) >> batch >> model
+    pl, _ = cnn_pipeline()
     image = torch.rand(64)
     e = explain(pl, image, method="grad_cam")
     assert e.layer == "2" and e.attributions.shape == (4, 4)
