@@ -83,14 +83,12 @@ def target_device(pipeline: Transform) -> torch.device | None:
 def parts(pipeline: Transform) -> tuple[tuple[Transform | None, Transform | None, Transform | None], int]:
     """``((preprocess, forward, postprocess), end stage)`` from where the pipeline's input enters;
     an absent stage is ``None``. A misplaced ``batch``/``unbatch`` is a ``ValueError`` naming it."""
-    (pre, fwd, post), end = pipeline._wb_parts()
-    return (pre, fwd, post), end
+    return pipeline._wb_parts()
 
 
 def split(pipeline: Transform, start: int) -> tuple[tuple[Transform | None, Transform | None, Transform | None], int]:
     """Like :func:`parts`, with the pipeline's input entering at stage ``start``."""
-    (pre, fwd, post), end = pipeline._wb_split(start)
-    return (pre, fwd, post), end
+    return pipeline._wb_split(start)
 
 
 def batch_marker(pipeline: Transform) -> tuple[tuple[int, ...], Any] | None:

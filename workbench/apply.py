@@ -43,6 +43,7 @@ from .pipeline import FORWARD, POSTPROCESS, PREPROCESS, Transform
 
 __all__ = ["infer_apply", "eval_apply", "train_apply", "ApplyIterator"]
 
+
 def infer_apply(pipeline: Transform, x: Any) -> Any:
     """``pipeline`` on one item in infer mode, without grad; ``batch`` makes a batch of one."""
     # Written out rather than with Scope: this is the per-call overhead users pay on every item.

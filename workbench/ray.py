@@ -55,6 +55,7 @@ from workbench.pipeline import Transform
 
 __all__ = ["map_batches", "eval_apply", "deployment", "actor_resources", "BundleShipment", "ship"]
 
+
 # --- getting the bundle to the workers ------------------------------------------------------------
 
 

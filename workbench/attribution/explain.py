@@ -186,8 +186,9 @@ def explain(pipeline: Transform, x: Any, method: str | None = None, target: int 
     if layer is None and method_cls.needs_layer:
         layer = default_layer(pipeline, method_cls)
         if layer is None:
-            raise ValueError(f"method {method!r} needs a layer and the model has no {method_cls.layer_kind or 'suitable'} "
-                             "layer to default to: pass layer=<a module inside the model or its name>")
+            kind = method_cls.layer_kind or "suitable"
+            raise ValueError(f"method {method!r} needs a layer and the model has no {kind} layer to default to: "
+                             "pass layer=<a module inside the model or its name>")
     layer_module, layer_name = (None, None) if layer is None else resolve_layer(pipeline, layer)
     if method_cls.gradient and layer_module is None and integer_input:
         raise TypeError(

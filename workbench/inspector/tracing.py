@@ -44,6 +44,7 @@ __all__ = ["trace", "Trace", "TraceRecord", "StepInfo", "pipeline_steps"]
 Path = tuple[int, ...]
 Key = tuple[Path, str | None]
 
+
 # --- the pipeline's structure ----------------------------------------------------------------------
 
 

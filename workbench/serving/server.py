@@ -219,5 +219,6 @@ def serve(pipeline_or_bundle: Any, *, host: str = "127.0.0.1", port: int = 0, ma
             raise TimeoutError(f"the pipeline was not loaded and warmed up within {wait:g} s")
         if service.failed is not None:
             handle.stop(5)
-            raise LoadFailed(f"the pipeline failed to load or warm up: {describe_error(service.failed)}") from service.failed
+            raise LoadFailed(f"the pipeline failed to load or warm up: {describe_error(service.failed)}") \
+                from service.failed
     return handle
