@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ._text import shorten
-from .errors import ExportError, NotebookFailed, PipelineNotFound, SaveFailed
+from .errors import NotebookFailed, PipelineNotFound, SaveFailed
 
 __all__ = [
     "ExportResult",
