@@ -23,6 +23,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from .._text import shorten
 from ..errors import HomePathWarning, LargeDataWarning
 
 __all__ = ["GlobalEntry", "CaptureReport", "LargeDataWarning", "HomePathWarning", "MAX_DATA_BYTES", "format_bytes",
@@ -166,7 +167,7 @@ class Ledger:
     def note_text(self, text: str, path: str) -> None:
         """Remember ``text`` (stored as data, reached by ``path``) when it holds a home-directory path."""
         if self._home and self._home in text:
-            self.home_paths.setdefault(text if len(text) <= 200 else text[:197] + "...", path)
+            self.home_paths.setdefault(shorten(text, 200, "..."), path)
 
     def note_reader(self, key: Any, value: Any, gname: str, owner: Any, step: str | None) -> None:
         """Record that ``owner`` (a function or class, run by pipeline step ``step``) reads global ``gname``."""
