@@ -174,24 +174,28 @@ def _paragraph(text: str) -> str:
     return textwrap.fill(text, width=92)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return value
+def _number(convert: Callable[[str], Any], noun: str, ok: Callable[[Any], bool], rule: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert`` the text, refuse it unless ``ok``; errors say the ``noun`` and the ``rule``.
+
+    >>> _positive_int("3"), _port("8000")
+    (3, 8000)
+    """
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {rule}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+_positive_float = _number(float, "a number of seconds", lambda v: v > 0, "must be more than 0 seconds")
+_positive_int = _number(int, "a whole number", lambda v: v >= 1, "must be at least 1")
+_non_negative_float = _number(float, "a number", lambda v: v >= 0, "must be 0 or more")
+_port = _number(int, "a port number", lambda v: 0 <= v <= 65535, "is not a port number (0-65535)")
 
 
 # --- predict ------------------------------------------------------------------------------------
@@ -437,26 +441,6 @@ def _run_serve(args: argparse.Namespace) -> int:
                    threads=args.threads, log_level=args.log_level)
     except BundleError as exc:
         return _fail("serve", str(exc), EXIT_BUNDLE)
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
 
 
 def _fail(command: str, message: str, code: int) -> int:
